@@ -1,0 +1,75 @@
+"""Tiny Lightning models and data shared by the tests: fits take well under a second on CPU.
+
+Importing this module imports lightning (~9 s the first time in a process), so import it only
+from tests that train.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class TinyDataModule(L.LightningDataModule):
+    """A linearly separable 2-class problem: 8 features, ``n`` samples, generated from ``seed``."""
+
+    def __init__(self, n: int = 64, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = (self.x[:, 0] + 0.5 * self.x[:, 1] > 0).long()
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=self.hparams.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader()
+
+
+class TinyClassifier(L.LightningModule):
+    """Linear classifier logging ``train_loss`` (step), ``val_loss``/``val_acc`` (epoch), ``test_*``.
+
+    ``fail_at_step`` raises inside ``training_step`` at that global step (for FAILED runs).
+    """
+
+    def __init__(self, hidden: int = 8, lr: float = 0.1, fail_at_step: int | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch):
+        x, y = batch
+        logits = self(x)
+        return nn.functional.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
+
+    def training_step(self, batch, batch_idx):
+        if self.hparams.fail_at_step is not None and self.global_step >= self.hparams.fail_at_step:
+            raise RuntimeError(f"planted failure at step {self.global_step}")
+        loss, _ = self._step(batch)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, acc = self._step(batch)
+        self.log("val_loss", loss)
+        self.log("val_acc", acc)
+
+    def test_step(self, batch, batch_idx):
+        loss, acc = self._step(batch)
+        self.log("test_loss", loss)
+        self.log("test_acc", acc)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
