@@ -1,0 +1,106 @@
+"""YAML reading for config files: one-line errors with line numbers, YAML 1.2 floats, no duplicates.
+
+PyYAML follows YAML 1.1, where ``1e-3`` is a *string*; every ML config writes learning rates
+that way, so floats follow YAML 1.2 / OmegaConf here (``1e-3`` -> ``0.001``). Timestamps stay
+strings (a date in a tag must not become a ``datetime`` that cannot be hashed or stored).
+Duplicate keys in a mapping are an error instead of silently keeping the last one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+__all__ = ["parse_yaml_value", "read_yaml"]
+
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_FLOAT = re.compile(
+    r"""^(?:
+     [-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+    |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loader with YAML 1.2 floats, no timestamps and duplicate-key detection."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    context = getattr(e, "context", None)
+    text = f"{context}: {problem}" if context and problem and context not in problem else problem
+    text = " ".join(str(text).split())  # one line
+    if mark is not None:
+        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {text}"
+    return f"invalid YAML: {text}"
+
+
+def read_yaml(path: Path, display: str) -> Any:
+    """Parse one YAML file.
+
+    Args:
+        path: the file.
+        display: how errors name the file.
+
+    Returns:
+        The parsed document (``None`` for an empty file).
+
+    Raises:
+        ConfigError: unreadable file or invalid YAML, one line with the line number.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=display) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read file: {e.strerror}", file=display) from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(_yaml_error(e), file=display) from None
+
+
+def parse_yaml_value(text: str) -> Any:
+    """Parse a command-line value as YAML (``0.1`` -> float, ``[1, 2]`` -> list, ``abc`` -> str).
+
+    An empty value is ``None``. Text YAML cannot parse (e.g. ``a: b: c``) is kept as a string.
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text

@@ -1,0 +1,314 @@
+"""Check ``class_path`` values without importing them (so torch/lightning stay unloaded).
+
+A class path ``pkg.module.Name`` resolves when the module's source file can be found (searched
+on ``sys.path`` like the import system does, *without* executing any package ``__init__``)
+and its source defines ``Name`` at top level: a ``class``, a ``def``, an assignment, or an
+import (``from .models import Name`` is followed to the module it comes from). The keyword
+arguments the target accepts are read from the ``__init__`` signature in the source, so
+``init_args`` typos are caught too. Only modules without Python source (extension modules)
+are really imported. Results are cached per path.
+
+Example:
+    >>> from lightning_expman.config.classpath import resolve_target
+    >>> target = resolve_target("collections.OrderedDict")
+    >>> target.error is None
+    True
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ._util import hint
+
+__all__ = ["Target", "resolve_target"]
+
+_SOURCE_SUFFIXES = tuple(importlib.machinery.SOURCE_SUFFIXES)
+_EXT_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a class path points to.
+
+    Attributes:
+        path: the class path.
+        error: why it does not resolve (one line), or None when it does.
+        params: keyword parameters the target accepts, or None when unknown / ``**kwargs``.
+        file: the source file it was found in, if any.
+    """
+
+    path: str
+    error: str | None = None
+    params: tuple[str, ...] | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class _Def:
+    kind: str  # "class", "function", "other", "import"
+    params: tuple[str, ...] | None = None
+    module: str | None = None  # for "import": where the name comes from
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class _ModuleIndex:
+    file: str
+    defs: dict[str, _Def]
+    lazy: bool  # module-level __getattr__: any name may exist
+    star: tuple[str, ...]  # modules star-imported
+
+
+def _locate(module: str) -> tuple[str | None, str | None]:
+    """Return ``(source_file, None)``, ``(None, None)`` when only a compiled module exists, or
+    ``(None, error)`` when the module cannot be found. Executes no package code."""
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None, f"{module!r} is not a valid module name"
+    top = parts[0]
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        file = getattr(loaded, "__file__", None)
+        return (file, None) if file and file.endswith(_SOURCE_SUFFIXES) else (None, None)
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(top) or importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None, f"module {top!r} not found (is the package installed / on PYTHONPATH?)"
+    if len(parts) == 1:
+        origin = spec.origin
+        if origin and origin.endswith(_SOURCE_SUFFIXES):
+            return origin, None
+        return None, None
+    locations = list(spec.submodule_search_locations or [])
+    if not locations:
+        return None, f"module {top!r} is not a package, so {module!r} does not exist"
+    for depth, part in enumerate(parts[1:], start=1):
+        last = depth == len(parts) - 1
+        found_pkg: list[str] = []
+        found_file: str | None = None
+        compiled = False
+        for loc in locations:
+            base = os.path.join(loc, part)
+            if os.path.isdir(base):
+                init = os.path.join(base, "__init__.py")
+                found_pkg.append(base)
+                if last and os.path.isfile(init):
+                    found_file = init
+                    break
+                continue
+            if last:
+                for suffix in _SOURCE_SUFFIXES:
+                    if os.path.isfile(base + suffix):
+                        found_file = base + suffix
+                        break
+                if found_file:
+                    break
+                if any(os.path.isfile(base + s) for s in _EXT_SUFFIXES):
+                    compiled = True
+        if last:
+            if found_file:
+                return found_file, None
+            if compiled or found_pkg:
+                return None, None
+        elif found_pkg:
+            locations = found_pkg
+            continue
+        siblings = _siblings(locations)
+        prefix = ".".join(parts[:depth])
+        return None, f"module {'.'.join(parts[: depth + 1])!r} not found in {prefix!r}{hint(part, siblings)}"
+    return None, None  # pragma: no cover
+
+
+def _siblings(locations: list[str]) -> list[str]:
+    names = []
+    for loc in locations:
+        try:
+            for entry in os.scandir(loc):
+                stem = entry.name.split(".")[0]
+                if stem.isidentifier() and not stem.startswith("_"):
+                    names.append(stem)
+        except OSError:
+            continue
+    return names
+
+
+def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -> tuple[str, ...] | None:
+    args = fn.args
+    if args.kwarg is not None:
+        return None
+    names = [a.arg for a in args.args] + [a.arg for a in args.kwonlyargs]
+    if skip_first and names:
+        names = names[1:]
+    return tuple(names)
+
+
+def _class_params(node: ast.ClassDef) -> tuple[str, ...] | None:
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "__init__":
+            return _params(item, skip_first=True)
+    is_dataclass = any(
+        (isinstance(d, ast.Name) and d.id == "dataclass")
+        or (isinstance(d, ast.Attribute) and d.attr == "dataclass")
+        or (isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", None)) == "dataclass")
+        for d in node.decorator_list
+    )
+    if is_dataclass and not node.bases:
+        return tuple(
+            i.target.id for i in node.body if isinstance(i, ast.AnnAssign) and isinstance(i.target, ast.Name)
+        )
+    return None  # inherited __init__: unknown without importing the bases
+
+
+def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str | None:
+    if level == 0:
+        return target
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    if not base:
+        return None
+    return ".".join(base + ([target] if target else []))
+
+
+def _index_body(
+    body: list[ast.stmt], module: str, is_package: bool, index: dict[str, _Def], star: list[str]
+) -> bool:
+    lazy = False
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            index[node.name] = _Def("class", _class_params(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            index[node.name] = _Def("function", _params(node, skip_first=False))
+            if node.name == "__getattr__":
+                lazy = True
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        index[n.id] = _Def("other")
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+            index[node.target.id] = _Def("other")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                index[alias.asname or alias.name.split(".")[0]] = _Def("other")
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(module, is_package, node.level, node.module)
+            for alias in node.names:
+                if alias.name == "*":
+                    if source:
+                        star.append(source)
+                    continue
+                index[alias.asname or alias.name] = _Def("import", module=source, name=alias.name)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            blocks = [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
+            blocks += [h.body for h in getattr(node, "handlers", [])]
+            for block in blocks:
+                lazy |= _index_body(block, module, is_package, index, star)
+    return lazy
+
+
+@lru_cache(maxsize=256)
+def _index(module: str) -> _ModuleIndex | str | None:
+    """Index of a module's top-level names; a string error; None when there is no source."""
+    file, error = _locate(module)
+    if error:
+        return error
+    if file is None:
+        return None
+    try:
+        source = Path(file).read_bytes()
+        tree = ast.parse(source, filename=file)
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"cannot read module {module!r} ({file}): {type(e).__name__}: {e}".replace("\n", " ")
+    defs: dict[str, _Def] = {}
+    star: list[str] = []
+    is_package = os.path.basename(file).startswith("__init__.")
+    lazy = _index_body(tree.body, module, is_package, defs, star)
+    return _ModuleIndex(file=file, defs=defs, lazy=lazy, star=tuple(star))
+
+
+def _import_check(module: str, name: str, path: str) -> Target:
+    """Last resort for modules without source: a real import."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:  # any import-time failure is a config error here
+        return Target(
+            path, error=f"cannot import module {module!r}: {type(e).__name__}: {e}".replace("\n", " ")
+        )
+    if not hasattr(mod, name):
+        public = [n for n in dir(mod) if not n.startswith("_")]
+        return Target(path, error=f"module {module!r} has no attribute {name!r}{hint(name, public)}")
+    obj = getattr(mod, name)
+    params: tuple[str, ...] | None = None
+    try:
+        sig = inspect.signature(obj)
+        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            params = tuple(
+                p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            )
+    except (TypeError, ValueError):
+        pass
+    return Target(path, params=params, file=getattr(mod, "__file__", None))
+
+
+def _lookup(module: str, name: str, path: str, depth: int) -> Target:
+    idx = _index(module)
+    if isinstance(idx, str):
+        return Target(path, error=idx)
+    if idx is None:
+        return _import_check(module, name, path)
+    found = idx.defs.get(name)
+    if found is None and depth < 4:
+        for star in idx.star:
+            sub = _lookup(star, name, path, depth + 1)
+            if sub.error is None:
+                return sub
+    if found is None:
+        # ``pkg.sub`` where ``sub`` is a submodule is not a class: still report it as missing.
+        if idx.lazy:
+            return Target(path, file=idx.file)
+        return Target(
+            path, error=f"{name!r} is not defined in module {module!r} ({idx.file}){hint(name, idx.defs)}"
+        )
+    if found.kind == "import":
+        if found.module and depth < 4:
+            sub = _lookup(found.module, found.name or name, path, depth + 1)
+            if sub.error is None:
+                return sub
+            # ``from . import models`` style or an unreadable source: the name exists anyway.
+        return Target(path, file=idx.file)
+    return Target(path, params=found.params, file=idx.file)
+
+
+@lru_cache(maxsize=1024)
+def resolve_target(path: str) -> Target:
+    """Resolve ``pkg.module.Name`` without importing ``pkg`` (see the module docstring).
+
+    Args:
+        path: a dotted class path.
+
+    Returns:
+        A :class:`Target`; ``target.error`` is a one-line reason when it does not resolve.
+    """
+    if (
+        not isinstance(path, str)
+        or "." not in path.strip(".")
+        or any(not p.isidentifier() for p in path.split("."))
+    ):
+        return Target(str(path), error="must be a dotted path like 'package.module.ClassName'")
+    module, _, name = path.rpartition(".")
+    return _lookup(module, name, path, 0)

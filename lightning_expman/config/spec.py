@@ -1,0 +1,276 @@
+"""The loaded, validated experiment: :class:`ExperimentSpec`, :class:`TrialSpec`, :class:`RunSpec`.
+
+Built by :func:`lightning_expman.config.load`; nothing here touches the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._util import MASK, copy_tree, is_secret_key, mask_secrets, mask_url
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = ["ExperimentSpec", "RunSpec", "TrialSpec", "stable_hash"]
+
+
+def stable_hash(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``: key order and whitespace do not matter."""
+    text = json.dumps(_str_keys(value), sort_keys=True, separators=(",", ":"), default=str, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _str_keys(value: Any) -> Any:
+    """Mapping keys as strings (YAML allows ``1: x``; json cannot sort mixed key types)."""
+    if isinstance(value, dict):
+        return {
+            f"{type(k).__name__}:{k}" if not isinstance(k, str) else k: _str_keys(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_str_keys(v) for v in value]
+    return value
+
+
+def _mask_override(text: str) -> str:
+    key, sep, value = text.partition("=")
+    last = key.strip().lstrip("+").replace("]", "").replace("[", ".").split(".")[-1]
+    if sep and is_secret_key(last) and value.strip() not in ("", "null"):
+        return f"{key}={MASK}"
+    return mask_url(text)
+
+
+def _dictconfig(data: dict[str, Any]) -> DictConfig:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(data)  # type: ignore[return-value]
+
+
+class TrialSpec:
+    """One trial of the experiment (a grid trial is expanded into one TrialSpec per combination).
+
+    Attributes:
+        name: unique within the experiment; file-system safe for grid-expanded trials
+            (``mlp-lr=0.1-hidden=32``). Use :func:`lightning_expman.workspace.safe_name` for others.
+        id: unique within the experiment (see :func:`lightning_expman.config.grid.grid_trial_id`).
+        repeat: how many runs (seeds) of this trial, >= 1.
+        params: the grid values of a grid-expanded trial (dotted key -> value), ``{}`` otherwise.
+        tags: experiment tags updated with the trial's tags.
+        index: position in :attr:`ExperimentSpec.trials` (0-based).
+        seed: ``settings.seed`` (0 when absent); run ``k`` uses ``seed + k - 1``.
+        config_hash: hash of this trial's masked resolved settings, name, params and repeat.
+    """
+
+    __slots__ = (
+        "_data",
+        "_settings",
+        "config_hash",
+        "id",
+        "index",
+        "name",
+        "params",
+        "repeat",
+        "seed",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        id: int,
+        repeat: int,
+        data: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        index: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.name = name
+        self.id = id
+        self.repeat = repeat
+        self.params = dict(params or {})
+        self.tags = dict(tags or {})
+        self.index = index
+        self.seed = seed
+        self._data = data
+        self._settings: DictConfig | None = None
+        self.config_hash = stable_hash(
+            {"name": name, "repeat": repeat, "params": self.params, "settings": mask_secrets(data)}
+        )
+
+    @property
+    def settings(self) -> DictConfig:
+        """The trial's resolved settings (base -> experiment -> trial -> grid -> overrides).
+
+        Built on first access (a 1,000-trial ``--dry-run`` never pays for OmegaConf objects);
+        the same object is returned afterwards. Editing it does not change :attr:`config_hash`.
+        """
+        if self._settings is None:
+            self._settings = _dictconfig(copy_tree(self._data))
+        return self._settings
+
+    def to_container(self, mask: bool = True) -> dict[str, Any]:
+        """Plain dict of the trial: name, id, repeat, params, tags, settings (secrets masked)."""
+        settings = mask_secrets(self._data) if mask else copy_tree(self._data)
+        return {
+            "name": self.name,
+            "id": self.id,
+            "repeat": self.repeat,
+            "params": mask_secrets(self.params) if mask else copy_tree(self.params),
+            "tags": copy_tree(self.tags),
+            "settings": settings,
+        }
+
+    def runs(self) -> list[RunSpec]:
+        """This trial's runs, ``repeat_idx`` 1..repeat."""
+        return [RunSpec(self, k, self.seed + k - 1) for k in range(1, self.repeat + 1)]
+
+    def __repr__(self) -> str:
+        return f"TrialSpec(name={self.name!r}, id={self.id}, repeat={self.repeat}, params={self.params!r})"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run (repeat) of a trial.
+
+    Attributes:
+        trial: the trial.
+        repeat_idx: 1..trial.repeat.
+        seed: ``trial.seed + repeat_idx - 1`` (``settings.seed`` defaults to 0).
+    """
+
+    trial: TrialSpec
+    repeat_idx: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run's folder name: ``run_<repeat_idx>``."""
+        return f"run_{self.repeat_idx}"
+
+    def __repr__(self) -> str:
+        return f"RunSpec(trial={self.trial.name!r}, repeat_idx={self.repeat_idx}, seed={self.seed})"
+
+
+class ExperimentSpec:
+    """A loaded experiment: what :func:`lightning_expman.config.load` returns.
+
+    Attributes:
+        name: experiment.yaml ``name``.
+        id: experiment.yaml ``id``.
+        desc: experiment.yaml ``desc`` ("" when absent).
+        tags: experiment.yaml ``tags``.
+        source_dir: the config folder (absolute).
+        env: env.yaml as a ``DictConfig``: ``workspace`` (absolute path string; a relative
+            workspace is resolved against the current directory at load time), ``verbose``,
+            ``debug``, ``trackers`` (list of dicts, always including one ``{type: db, url: ...}``).
+        pipeline: experiment.yaml ``pipeline`` (a custom PipelineFactory name) or None for the
+            standard Lightning pipeline.
+        settings: experiment-level settings (base -> experiment -> overrides); interpolations are
+            resolved when they can be at this level, kept otherwise.
+        trials: the expanded trials, in file order (grid combinations in grid order).
+        overrides: the ``key=value`` overrides applied.
+        config_hash: hash of everything that defines results: the pipeline and, per trial, its
+            name, repeat, params and masked resolved settings. Not env (workspace, verbosity,
+            trackers), ids, desc or tags.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        id: int,
+        desc: str,
+        tags: dict[str, Any],
+        source_dir: Path,
+        env: dict[str, Any],
+        pipeline: str | None,
+        settings: dict[str, Any],
+        trials: list[TrialSpec],
+        overrides: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.id = id
+        self.desc = desc
+        self.tags = tags
+        self.source_dir = source_dir
+        self.pipeline = pipeline
+        self.trials = trials
+        self.overrides = overrides
+        self._env_data = env
+        self._settings_data = settings
+        self._env: DictConfig | None = None
+        self._settings: DictConfig | None = None
+        self.config_hash = stable_hash({"pipeline": pipeline, "trials": [t.config_hash for t in trials]})
+
+    @property
+    def env(self) -> DictConfig:
+        """env.yaml, completed with defaults (see the class docstring)."""
+        if self._env is None:
+            self._env = _dictconfig(copy_tree(self._env_data))
+        return self._env
+
+    @property
+    def settings(self) -> DictConfig:
+        """Experiment-level settings (base -> experiment -> overrides)."""
+        if self._settings is None:
+            self._settings = _dictconfig(copy_tree(self._settings_data))
+        return self._settings
+
+    @property
+    def workspace(self) -> Path:
+        """``Path(env.workspace)``."""
+        return Path(self._env_data["workspace"])
+
+    def runs(self) -> list[RunSpec]:
+        """Every trial x repeat, trial by trial, ``repeat_idx`` ascending."""
+        return [run for trial in self.trials for run in trial.runs()]
+
+    def iter_runs(self) -> Iterator[RunSpec]:
+        """Like :meth:`runs`, lazily."""
+        for trial in self.trials:
+            yield from trial.runs()
+
+    def trial(self, name: str) -> TrialSpec:
+        """The trial called ``name``.
+
+        Raises:
+            KeyError: no such trial.
+        """
+        for t in self.trials:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def to_container(self, mask: bool = True) -> dict[str, Any]:
+        """Everything resolved, as plain dicts/lists, secrets masked (unless ``mask=False``).
+
+        Keys: name, id, desc, tags, pipeline, source_dir, overrides, config_hash, env, settings,
+        trials (each as :meth:`TrialSpec.to_container`).
+        """
+        env = mask_secrets(self._env_data) if mask else copy_tree(self._env_data)
+        settings = mask_secrets(self._settings_data) if mask else copy_tree(self._settings_data)
+        return {
+            "name": self.name,
+            "id": self.id,
+            "desc": self.desc,
+            "tags": copy_tree(self.tags),
+            "pipeline": self.pipeline,
+            "source_dir": str(self.source_dir),
+            "overrides": [_mask_override(o) for o in self.overrides] if mask else list(self.overrides),
+            "config_hash": self.config_hash,
+            "env": env,
+            "settings": settings,
+            "trials": [t.to_container(mask) for t in self.trials],
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ExperimentSpec(name={self.name!r}, id={self.id}, trials={len(self.trials)}, "
+            f"runs={sum(t.repeat for t in self.trials)}, pipeline={self.pipeline!r})"
+        )

@@ -1,0 +1,476 @@
+"""Batched background writes: the training thread appends, one daemon thread writes.
+
+:class:`BackgroundWriter` keeps a bounded, ordered buffer of pending write operations and
+drains it from a single daemon thread in batched transactions:
+
+* on a short timer (``flush_interval``, default 1 s),
+* early, when the buffer is half full,
+* on :meth:`~BackgroundWriter.flush` (blocks until everything submitted before it is durable),
+* on :meth:`~BackgroundWriter.close`, and at interpreter exit (``atexit``), so nothing buffered
+  is lost when the training loop ends normally, raises, or is interrupted with Ctrl-C.
+
+The submit path runs on the training thread, so it only takes a lock and appends one tuple:
+no database work, no per-value objects. Step rows (the bulk of the data) are expanded into
+``(trial_run_id, step, epoch, name, value)`` tuples on the writer thread and written with one
+:meth:`DatabaseManager.record_step_metrics` call per batch.
+
+Memory is bounded: once ``max_pending`` values wait, producers block until the writer has
+taken the buffer (back-pressure; nothing is ever dropped). A failure on the writer thread is
+logged and re-raised as :class:`~lightning_expman.errors.DatabaseError` (chained) from the
+next :meth:`~BackgroundWriter.flush` or :meth:`~BackgroundWriter.close` on the caller's thread.
+
+Example:
+    >>> from lightning_expman.db import DatabaseManager
+    >>> from lightning_expman.db.writer import BackgroundWriter
+    >>> db = DatabaseManager("sqlite:///runs.db")
+    >>> writer = BackgroundWriter(db, flush_interval=1.0)
+    >>> writer.add_steps(run_id, 10, 0, {"train_loss": 0.52, "lr": 0.001})   # ~microseconds
+    >>> writer.submit(db.record_epoch_metrics, run_id, 0, [("val_loss", 0.48, None)])
+    >>> writer.flush()    # durable from here on
+    >>> writer.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DatabaseError
+from .connect import is_disconnect
+
+if TYPE_CHECKING:
+    from .manager import DatabaseManager
+
+__all__ = ["BackgroundWriter"]
+
+log = logging.getLogger(__name__)
+
+# Operation kinds: the first element of each buffered tuple.
+_STEPS = 0  # (_STEPS, trial_run_id, step, epoch, {name: value})
+_STEP = 1  # (_STEP, trial_run_id, step, epoch, name, value)
+_CALL = 2  # (_CALL, fn, args, kwargs)
+
+_LIVE: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+class BackgroundWriter:
+    """Buffer write operations and apply them from one daemon thread in batched transactions.
+
+    Args:
+        manager: the :class:`~lightning_expman.db.manager.DatabaseManager` to write through
+            (its connection is per thread, so the writer thread gets its own).
+        flush_interval: seconds between timer-driven drains (and :attr:`on_tick` calls).
+        max_pending: buffered values (step values, or operations) at which producers block
+            until the writer catches up.
+        on_tick: called on the writer thread after each timer drain (e.g. a run heartbeat);
+            its errors are logged, not raised.
+        name: the thread's name.
+
+    Operations are applied in submission order, except that step rows, which depend on
+    nothing but their (already created) trial run, are written first in each batch.
+
+    Example:
+        >>> writer = BackgroundWriter(db, flush_interval=0.5, max_pending=10_000)
+        >>> for step in range(1000):
+        ...     writer.add_steps(run_id, step, 0, {"loss": 1 / (step + 1)})
+        >>> writer.close()   # flushes, stops the thread; re-raises a writer-side failure
+    """
+
+    def __init__(
+        self,
+        manager: DatabaseManager,
+        *,
+        flush_interval: float = 1.0,
+        max_pending: int = 100_000,
+        on_tick: Callable[[], None] | None = None,
+        name: str = "expman-writer",
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        self.manager = manager
+        self.flush_interval = float(flush_interval)
+        self.max_pending = int(max_pending)
+        self.on_tick = on_tick
+        self.name = name
+        self._high = max(1, self.max_pending // 2)  # nudge the writer from here on
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # writer waits: work or timer
+        self._not_full = threading.Condition(self._lock)  # producers wait: back-pressure
+        self._drained = threading.Condition(self._lock)  # flush() waits: done_seq advanced
+        self._ops: list[tuple[Any, ...]] = []
+        self._pending = 0
+        self._seq = 0  # operations submitted
+        self._done_seq = 0  # operations durable (or failed and reported)
+        self._flush_seq = 0  # flush() asks the writer to reach this seq now
+        self._nudged = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._lost = 0
+        self._pid = os.getpid()
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------ submit (training thread)
+
+    def add_steps(
+        self, trial_run_id: int, step: int, epoch: int | None, metrics: Mapping[str, float | None]
+    ) -> None:
+        """Buffer one step-series point per entry of ``metrics`` (the hot path).
+
+        ``metrics`` is kept by reference until written: pass a mapping you do not mutate later.
+        """
+        with self._lock:
+            if self._pending >= self._high:
+                self._make_room()
+            self._ops.append((_STEPS, trial_run_id, step, epoch, metrics))
+            self._pending += len(metrics)
+            self._seq += 1
+        if self._thread is None:
+            self._start()
+
+    def add_step(
+        self, trial_run_id: int, step: int, epoch: int | None, name: str, value: float | None
+    ) -> None:
+        """Buffer a single step-series point."""
+        with self._lock:
+            if self._pending >= self._high:
+                self._make_room()
+            self._ops.append((_STEP, trial_run_id, step, epoch, name, value))
+            self._pending += 1
+            self._seq += 1
+        if self._thread is None:
+            self._start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Buffer ``fn(*args, **kwargs)``, to be called on the writer thread in order.
+
+        Example:
+            >>> writer.submit(db.ensure_epoch, run_id, 3)
+        """
+        with self._lock:
+            if self._pending >= self._high:
+                self._make_room()
+            self._ops.append((_CALL, fn, args, kwargs))
+            self._pending += 1
+            self._seq += 1
+        if self._thread is None:
+            self._start()
+
+    def start(self) -> None:
+        """Start the writer thread now (it otherwise starts on the first submission), e.g. so
+        that :attr:`on_tick` runs before anything is buffered."""
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+
+    def _make_room(self) -> None:
+        """Called with the lock held once the buffer is half full: wake the writer, then
+        block while it is full (back-pressure)."""
+        if not self._nudged:
+            self._nudged = True
+            self._wake.notify()
+        while self._pending >= self.max_pending:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                # Nobody will drain: write here rather than deadlock (e.g. after fork).
+                self._lock.release()
+                try:
+                    self._restart()
+                finally:
+                    self._lock.acquire()
+                continue
+            self._wake.notify()
+            self._not_full.wait(0.5)
+
+    @property
+    def pending(self) -> int:
+        """Buffered values not yet taken by the writer."""
+        return self._pending
+
+    # ------------------------------------------------------------------ flush / close (caller)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything submitted before this call is written.
+
+        Args:
+            timeout: give up waiting after this many seconds (``None``: wait as long as the
+                writer makes progress).
+
+        Raises:
+            DatabaseError: a write failed on the writer thread since the last flush (chained
+                to the driver error); the failed batch is reported, later batches still ran.
+            TimeoutError: ``timeout`` elapsed first.
+        """
+        if self._in_writer_thread():
+            return
+        self._check_fork()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._seq
+            if target > self._done_seq:
+                if self._thread is None or not self._thread.is_alive():
+                    self._lock.release()
+                    try:
+                        self._restart()
+                    finally:
+                        self._lock.acquire()
+                self._flush_seq = max(self._flush_seq, target)
+                self._wake.notify()
+            while self._done_seq < target:
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    # The thread is gone (interpreter shutdown, fork): drain on this thread.
+                    self._lock.release()
+                    try:
+                        self._drain_here()
+                    finally:
+                        self._lock.acquire()
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"background writer: {target - self._done_seq} operations still pending "
+                        f"after {timeout} s"
+                    )
+                self._drained.wait(0.5 if remaining is None else min(remaining, 0.5))
+        self._raise_error()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the writer thread and re-raise a writer-side failure.
+
+        The writer can be used again afterwards: the next submission starts a new thread.
+        """
+        if self._in_writer_thread():
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            with self._lock:
+                self._stopping = True
+                thread = self._thread
+                self._wake.notify()
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout if timeout is not None else 30.0)
+            with self._lock:
+                if self._thread is thread:
+                    self._thread = None
+                self._stopping = False
+            if self._ops:  # submitted concurrently with close: write them here
+                self._drain_here()
+        self._raise_error()
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _in_writer_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._after_fork()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._lock.release()
+                try:
+                    self._after_fork()
+                finally:
+                    self._lock.acquire()
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            try:
+                self._thread.start()
+            except RuntimeError:  # interpreter shutting down: no new threads; flush drains here
+                self._thread = None
+
+    def _restart(self) -> None:
+        with self._lock:
+            self._thread = None
+        self._start()
+        if self._thread is None:
+            self._drain_here()
+
+    def _after_fork(self) -> None:
+        # A forked child inherits the parent's buffer (the parent writes it) and a copy of a
+        # thread that does not run here: start clean.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._drained = threading.Condition(self._lock)
+        self._ops = []
+        self._pending = 0
+        self._done_seq = self._flush_seq = self._seq
+        self._thread = None
+        self._stopping = False
+        self._pid = os.getpid()
+
+    def _take(self) -> tuple[list[tuple[Any, ...]], int]:
+        """With the lock held: take the whole buffer and let blocked producers go on."""
+        batch, self._ops = self._ops, []
+        if self._pending >= self._high:
+            self._not_full.notify_all()
+        self._pending = 0
+        self._nudged = False
+        return batch, self._seq
+
+    def _run(self) -> None:
+        next_tick = time.monotonic() + self.flush_interval
+        while True:
+            with self._lock:
+                while (
+                    not self._stopping
+                    and self._flush_seq <= self._done_seq
+                    and not self._nudged
+                    and time.monotonic() < next_tick
+                ):
+                    self._wake.wait(max(0.0, next_tick - time.monotonic()))
+                batch, seq = self._take()
+                stopping = self._stopping
+            if batch:
+                self._write(batch)
+            with self._lock:
+                self._done_seq = seq
+                self._drained.notify_all()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + self.flush_interval
+                self._tick()
+            if stopping:
+                with self._lock:
+                    if self._ops:
+                        continue
+                self._close_connection()
+                return
+
+    def _close_connection(self) -> None:
+        """Close this thread's connection (Peewee keeps one per thread; it would otherwise stay
+        open until garbage collection). A shared single connection (in-memory SQLite) is not ours."""
+        db = getattr(self.manager, "database", None)
+        if db is None or not getattr(db, "thread_safe", False):
+            return
+        try:
+            self.manager.close()
+        except Exception as e:
+            log.debug("background writer: closing its connection failed: %s", e)
+
+    def _tick(self) -> None:
+        if self.on_tick is None:
+            return
+        try:
+            self.on_tick()
+        except Exception as e:  # a missed heartbeat is not lost data
+            log.warning("background writer: periodic task failed: %s", e)
+
+    def _drain_here(self) -> None:
+        """Write the buffer on the calling thread (no writer thread available)."""
+        with self._lock:
+            batch, seq = self._take()
+        if batch:
+            self._write(batch)
+        with self._lock:
+            self._done_seq = max(self._done_seq, seq)
+            self._drained.notify_all()
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        """Apply a batch in ONE transaction; each operation in its own savepoint, so a bad
+        operation (e.g. an unknown id) is reported without losing the rest of the batch."""
+        rows: list[tuple[Any, ...]] = []
+        calls: list[tuple[Any, ...]] = []
+        for op in batch:
+            kind = op[0]
+            if kind == _STEPS:
+                _, run, step, epoch, metrics = op
+                rows.extend([(run, step, epoch, name, value) for name, value in metrics.items()])
+            elif kind == _STEP:
+                rows.append(op[1:])
+            else:
+                calls.append(op)
+        manager = self.manager
+
+        def body() -> list[tuple[str, BaseException]]:
+            failures: list[tuple[str, BaseException]] = []
+            if rows:
+                self._apply(manager.record_step_metrics, (rows,), {}, f"{len(rows)} step values", failures)
+            for _, fn, args, kwargs in calls:
+                self._apply(fn, args, kwargs, getattr(fn, "__name__", repr(fn)), failures)
+            return failures
+
+        try:
+            # A lost connection re-runs the whole batch once (it was rolled back by the server).
+            failures = manager.run_in_transaction(body, what=f"background write of {len(batch)} operations")
+        except Exception as e:
+            self._fail(e, f"a batch of {len(rows)} step values and {len(calls)} operations")
+            return
+        for what, error in failures:
+            self._fail(error, what)
+
+    def _apply(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        what: str,
+        failures: list[tuple[str, BaseException]],
+    ) -> None:
+        db = self.manager.database
+        try:
+            with db.atomic():  # a savepoint inside the batch's transaction
+                fn(*args, **kwargs)
+        except Exception as e:
+            if is_disconnect(db, e):
+                raise _driver_cause(e) from None  # let run_in_transaction reconnect and retry
+            failures.append((what, e))
+
+    def _fail(self, error: BaseException, what: str) -> None:
+        log.error("background writer: writing %s failed: %s", what, error, exc_info=error)
+        with self._lock:
+            if self._error is None:
+                self._error = error
+                self._lost = 0
+            self._lost += 1
+
+    def _raise_error(self) -> None:
+        with self._lock:
+            error, self._error = self._error, None
+            lost, self._lost = self._lost, 0
+        if error is not None:
+            raise DatabaseError(
+                f"background database write failed ({lost} batch part(s) not written): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+
+def _driver_cause(error: BaseException) -> BaseException:
+    """The driver exception under our translated errors (the manager retries only those)."""
+    while isinstance(error, DatabaseError) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _close_all() -> None:
+    """atexit: write what every live writer still buffers (errors are logged, not raised)."""
+    for writer in list(_LIVE):
+        if writer._pid != os.getpid():
+            continue
+        try:
+            writer.close(timeout=60.0)
+        except Exception as e:
+            log.error("background writer: flush at exit failed: %s", e)
+
+
+def _reset_in_child() -> None:
+    for writer in list(_LIVE):
+        writer._after_fork()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -1,0 +1,507 @@
+"""The database tracker: the experiment hierarchy in SQL, written through a background writer.
+
+Entities (experiment, trial, trial run) are created synchronously, because their ids are
+needed right away; everything produced during training (step values, epoch rows and metrics,
+params, artifacts) goes through a :class:`~lightning_expman.db.writer.BackgroundWriter` and
+reaches the database in batched transactions: on a ~1 s timer, at every epoch end, when the
+run ends, on :meth:`DBTracker.flush` / :meth:`DBTracker.close`, and at interpreter exit.
+
+What each event stores:
+
+==============================  ==========================================================
+``on_create(EXPERIMENT)``       ``experiment`` row (get or create by name)
+``on_create(TRIAL)``            ``trial`` row (get or create by name in the experiment)
+``on_create(TRIAL_RUN)``        ``trial_run`` row, status RUNNING, with repeat/seed/config/context
+``on_create(EPOCH)``            ``epoch`` row (buffered)
+``track(level=BATCH)``          ``step_metric`` row (run, step, epoch, name, value); per-label
+                                values as extra series named ``name/label``
+``track(level=EPOCH)``          ``metric`` + ``epoch_metric`` for ``epoch`` (or the open epoch)
+``track(level=TRIAL_RUN)``      ``metric`` + ``results_metric`` (final results, e.g. test)
+``log_params``                  ``run_param`` rows (flattened keys)
+``on_add_artifact(level)``      ``artifact`` linked to the experiment/trial/run/epoch
+``on_checkpoint``               ``artifact`` "checkpoint" linked to the epoch and run, and to
+                                RESULTS when ``best=True``
+``on_end(EPOCH)``               flush
+``on_end(TRIAL_RUN)``           flush, then status / error / stop epoch / end time
+==============================  ==========================================================
+
+Example:
+    >>> from lightning_expman import Level
+    >>> from lightning_expman.tracking import TrackerManager, TrackScope
+    >>> from lightning_expman.tracking.db import DBTracker
+    >>> db = DBTracker("sqlite:///runs/expman.db")
+    >>> manager = TrackerManager([db])
+    >>> with TrackScope(manager, Level.EXPERIMENT, name="digits"):
+    ...     with TrackScope(manager, Level.TRIAL, name="mlp"):
+    ...         with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=1, seed=42):
+    ...             manager.track_dict({"train_loss": 0.5}, step=1, level=Level.BATCH)
+    >>> db.trial_run_id is None   # the run has ended
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..enums import Level, RunStatus
+from .base import Tracker
+
+if TYPE_CHECKING:
+    from ..db.manager import DatabaseManager
+    from ..db.writer import BackgroundWriter
+
+__all__ = ["DBTracker", "flatten_params"]
+
+log = logging.getLogger(__name__)
+
+
+def _as_id(entity: Any) -> int:
+    """Accept a model instance or a bare id from the manager."""
+    return int(getattr(entity, "id", entity))
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """Flatten nested mappings into dotted keys.
+
+    Example:
+        >>> flatten_params({"model": {"lr": 0.1, "layers": [64, 32]}, "seed": 1})
+        {'model.lr': 0.1, 'model.layers': [64, 32], 'seed': 1}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name, sep))
+        else:
+            flat[name] = value
+    return flat
+
+
+class DBTracker(Tracker):
+    """Persist the experiment hierarchy to SQLite, MySQL/MariaDB or PostgreSQL.
+
+    Args:
+        url: database URL (``sqlite:///path.db``, ``mysql://user@host/db``,
+            ``postgresql://user@host/db``). ``None``: ``sqlite:///<workspace>/expman.db``.
+        manager: an open :class:`~lightning_expman.db.manager.DatabaseManager` to use instead
+            of a URL (it is not closed by :meth:`close`).
+        workspace: folder of the default SQLite file when ``url`` is ``None``.
+        flush_interval: seconds between background flushes.
+        max_pending: buffered values at which the training thread blocks (back-pressure).
+        heartbeat_interval: seconds between heartbeats of the open trial run (written from the
+            background thread; a stale heartbeat marks a crashed run).
+
+    Attributes:
+        experiment_id, trial_id, trial_run_id: ids of the open entities (``None`` when closed).
+
+    The tracker is picklable before and after use: the connection and the writer thread are
+    created on the first event and dropped by pickling.
+
+    Example:
+        >>> tracker = DBTracker(workspace="expman_runs")     # sqlite:///expman_runs/expman.db
+        >>> tracker = DBTracker("mysql://root@127.0.0.1:3306/expman", flush_interval=0.5)
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        manager: DatabaseManager | None = None,
+        workspace: str | Path | None = None,
+        flush_interval: float = 1.0,
+        max_pending: int = 100_000,
+        heartbeat_interval: float = 10.0,
+    ) -> None:
+        if url is None and manager is None:
+            if workspace is None:
+                from ..errors import ConfigError
+
+                raise ConfigError("DBTracker needs a url, a manager or a workspace (for the SQLite default)")
+            url = f"sqlite:///{Path(workspace) / 'expman.db'}"
+        # ``url`` is shown (masked) by repr; ``_connect_to`` reopens the database after pickling.
+        # For a given manager that is its parsed URL, which keeps the password (its .url masks it).
+        self.url = url if url is not None else getattr(manager, "url", None)
+        self._connect_to: Any = url if url is not None else getattr(manager, "_url", None)
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.heartbeat_interval = heartbeat_interval
+        self._manager = manager
+        self._owns_manager = manager is None
+        self._writer: BackgroundWriter | None = None
+        self.experiment_id: int | None = None
+        self.trial_id: int | None = None
+        self.trial_run_id: int | None = None
+        self.epoch_idx: int | None = None
+        self._epochs: set[int] = set()  # epoch rows already submitted for the open run
+        self._open: list[Level] = []
+        self._last_heartbeat = 0.0
+
+    # ------------------------------------------------------------------ lazy resources
+
+    @property
+    def manager(self) -> DatabaseManager:
+        """The database manager (opened on first use)."""
+        if self._manager is None:
+            from ..db.manager import DatabaseManager
+
+            if self._connect_to is None:
+                raise RuntimeError("DBTracker lost its manager (pickled) and has no url to reopen")
+            self._manager = DatabaseManager(self._connect_to)
+            self._owns_manager = True
+        return self._manager
+
+    @property
+    def writer(self) -> BackgroundWriter:
+        """The background writer (created on first use)."""
+        if self._writer is None:
+            from ..db.writer import BackgroundWriter
+
+            self._writer = BackgroundWriter(
+                self.manager,
+                flush_interval=self.flush_interval,
+                max_pending=self.max_pending,
+                on_tick=self._heartbeat,
+                name="expman-db-writer",
+            )
+        return self._writer
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_writer"] = None
+        if self._owns_manager or self._connect_to is not None:
+            state["_manager"] = None  # reopened from the url in the unpickled copy
+            state["_owns_manager"] = True
+        return state
+
+    def __repr__(self) -> str:
+        from ..db.connect import mask_url
+
+        return f"DBTracker({mask_url(self.url) if self.url else None!r}, trial_run_id={self.trial_run_id})"
+
+    def _heartbeat(self) -> None:
+        run = self.trial_run_id
+        now = time.monotonic()
+        if run is not None and now - self._last_heartbeat >= self.heartbeat_interval:
+            self._last_heartbeat = now
+            self.manager.heartbeat(run)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_create(self, level: Level, **kwargs: Any) -> None:
+        level = Level(level)
+        if level is Level.EXPERIMENT:
+            self.experiment_id = _as_id(
+                self.manager.get_or_create_experiment(
+                    kwargs.get("name") or "default",
+                    kwargs.get("desc") or "",
+                    config=kwargs.get("config"),
+                    config_hash=kwargs.get("config_hash"),
+                    tags=kwargs.get("tags"),
+                )
+            )
+        elif level is Level.TRIAL:
+            if self.experiment_id is None:
+                log.warning("DBTracker: TRIAL created outside an EXPERIMENT; recording it under 'default'")
+                self.on_create(Level.EXPERIMENT, name="default")
+            self.trial_id = _as_id(
+                self.manager.get_or_create_trial(
+                    self.experiment_id,
+                    kwargs.get("name") or "default",
+                    config=kwargs.get("config"),
+                    tags=kwargs.get("tags"),
+                )
+            )
+        elif level is Level.TRIAL_RUN:
+            if self.trial_id is None:
+                log.warning("DBTracker: TRIAL_RUN created outside a TRIAL; recording it under 'default'")
+                self.on_create(Level.TRIAL, name="default")
+            self.flush()  # a previous run's buffered rows go first
+            context = kwargs.get("context") or {}
+            host = kwargs.get("host") or context.get("host") or socket.gethostname()
+            git_commit = kwargs.get("git_commit") or context.get("git_commit")
+            self.trial_run_id = _as_id(
+                self.manager.create_trial_run(
+                    self.trial_id,
+                    RunStatus.RUNNING.value,
+                    repeat_idx=kwargs.get("repeat_idx"),
+                    seed=kwargs.get("seed"),
+                    config=kwargs.get("config"),
+                    context=context or None,
+                    tags=kwargs.get("tags"),
+                    host=host,
+                    git_commit=git_commit,
+                )
+            )
+            self.epoch_idx = None
+            self._epochs = set()
+            self._last_heartbeat = time.monotonic()  # created_trial_run is the first beat
+            self.writer.start()  # the timer (and the heartbeat) run from the start of the run
+        elif level is Level.EPOCH:
+            epoch = kwargs.get("epoch_idx", kwargs.get("epoch"))
+            if epoch is None:
+                epoch = 0 if self.epoch_idx is None else self.epoch_idx + 1
+            self.epoch_idx = int(epoch)
+            self._ensure_epoch(self.epoch_idx)
+
+    def on_start(self, level: Level, **kwargs: Any) -> None:
+        self._open.append(Level(level))
+
+    def on_end(self, level: Level, **kwargs: Any) -> None:
+        level = Level(level)
+        if level in self._open:
+            del self._open[self._open.index(level) :]
+        if level is Level.EPOCH:
+            self.flush()
+        elif level is Level.TRIAL_RUN:
+            run = self.trial_run_id
+            if run is None:
+                return
+            status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
+            try:
+                self.flush()
+            finally:
+                # Even if buffered rows failed, the run must not stay RUNNING.
+                self.manager.finish_trial_run(
+                    run, status.value, error=kwargs.get("error"), stop_epoch=kwargs.get("stop_epoch")
+                )
+                self.trial_run_id = None
+                self.epoch_idx = None
+                self._epochs = set()
+        elif level is Level.TRIAL:
+            self.flush()
+            self.trial_id = None
+        elif level is Level.EXPERIMENT:
+            self.flush()
+            self.experiment_id = None
+
+    # ------------------------------------------------------------------ metrics
+
+    def _ensure_epoch(self, epoch: int) -> None:
+        if epoch not in self._epochs and self.trial_run_id is not None:
+            self._epochs.add(epoch)
+            self.writer.submit(self.manager.ensure_epoch, self.trial_run_id, epoch)
+
+    def _level(self, level: Level | None, step: int | None) -> Level:
+        if level is not None:
+            return level
+        if self._open:
+            return self._open[-1]
+        return Level.BATCH if step is not None else Level.TRIAL_RUN
+
+    def track(
+        self,
+        metric: str,
+        value: float | None,
+        step: int | None = None,
+        *,
+        level: Level | None = None,
+        epoch: int | None = None,
+        per_label: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record one value (see the module table for where each level goes)."""
+        run = self.trial_run_id
+        if run is None:
+            log.debug("DBTracker: %s=%r tracked outside a trial run: not stored", metric, value)
+            return
+        level = self._level(level, step)
+        if level is Level.BATCH:
+            step = step if step is not None else 0
+            self.writer.add_step(run, step, self._epoch(epoch), metric, value)
+            if per_label:  # step rows have no per-label column: one series per label
+                labelled = {f"{metric}/{k}": v for k, v in per_label.items()}
+                self.writer.add_steps(run, step, self._epoch(epoch), labelled)
+        elif level is Level.EPOCH:
+            idx = self._epoch(epoch)
+            if idx is None:
+                log.debug("DBTracker: epoch metric %s outside an epoch: stored as a result", metric)
+                self.writer.submit(self.manager.record_results_metrics, run, [(metric, value, per_label)])
+                return
+            self._ensure_epoch(idx)
+            self.writer.submit(self.manager.record_epoch_metrics, run, idx, [(metric, value, per_label)])
+        elif level in (Level.TRIAL_RUN, Level.PIPELINE):
+            self.writer.submit(self.manager.record_results_metrics, run, [(metric, value, per_label)])
+        else:
+            log.debug("DBTracker: %s-level metric %s ignored (no table for that level)", level.name, metric)
+
+    def track_dict(
+        self,
+        metrics: Mapping[str, float | None],
+        step: int | None = None,
+        *,
+        level: Level | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        """Record several scalar values; at BATCH level this is one buffered append."""
+        run = self.trial_run_id
+        if run is None or not metrics:
+            return
+        level = self._level(level, step)
+        if level is Level.BATCH:
+            # The hot path (the logger's log_metrics): a lock and an append, nothing else.
+            ep = epoch if epoch is not None else self.epoch_idx
+            self.writer.add_steps(run, step if step is not None else 0, ep, dict(metrics))
+            return
+        items = [(name, value, None) for name, value in metrics.items()]
+        if level is Level.EPOCH:
+            idx = self._epoch(epoch)
+            if idx is not None:
+                self._ensure_epoch(idx)
+                self.writer.submit(self.manager.record_epoch_metrics, run, idx, items)
+                return
+            level = Level.TRIAL_RUN
+        if level in (Level.TRIAL_RUN, Level.PIPELINE):
+            self.writer.submit(self.manager.record_results_metrics, run, items)
+        else:
+            log.debug("DBTracker: %s-level metrics %s ignored", level.name, sorted(metrics))
+
+    def _epoch(self, epoch: int | None) -> int | None:
+        return int(epoch) if epoch is not None else self.epoch_idx
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Store hyperparameters of the open run as ``run_param`` rows (nested keys dotted)."""
+        if self.trial_run_id is None:
+            log.debug("DBTracker: params logged outside a trial run: not stored")
+            return
+        flat = flatten_params(params)
+        if flat:
+            self.writer.submit(self.manager.log_params, self.trial_run_id, flat)
+
+    # ------------------------------------------------------------------ artifacts
+
+    def on_add_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Record a file linked to the entity at ``level`` (``epoch=`` for EPOCH, default the open one)."""
+        level = Level(level)
+        link: dict[str, Any] = {}
+        if level is Level.EXPERIMENT:
+            link["experiment_id"] = self.experiment_id
+        elif level is Level.TRIAL:
+            link["trial_id"] = self.trial_id
+        elif level in (Level.TRIAL_RUN, Level.PIPELINE):
+            link["trial_run_id"] = self.trial_run_id
+            link["results"] = bool(kwargs.get("results", False))
+        else:  # EPOCH, BATCH: the epoch
+            idx = self._epoch(kwargs.get("epoch"))
+            link["trial_run_id"] = self.trial_run_id
+            if idx is not None:
+                self._ensure_epoch(idx)
+                link["epoch_idx"] = idx
+        if all(v is None or v is False for v in link.values()):
+            log.warning(
+                "DBTracker: artifact %s at %s has no open entity to link to", artifact_path, level.name
+            )
+            return
+        self.writer.submit(
+            self.manager.add_artifact,
+            artifact_type or _guess_type(artifact_path),
+            os.fspath(artifact_path),
+            **link,
+        )
+
+    def on_checkpoint(
+        self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        """Record a checkpoint linked to its epoch and the run (and RESULTS when ``best=True``)."""
+        if self.trial_run_id is None:
+            log.warning("DBTracker: checkpoint %s outside a trial run: not recorded", checkpoint_path)
+            return
+        idx = self._epoch(kwargs.get("epoch"))
+        if idx is not None:
+            self._ensure_epoch(idx)
+        self.writer.submit(
+            _add_checkpoint,
+            self.manager,
+            os.fspath(checkpoint_path),
+            self.trial_run_id,
+            idx,
+            bool(kwargs.get("best", False)),
+        )
+
+    # ------------------------------------------------------------------ flush / close
+
+    def flush(self) -> None:
+        """Block until every buffered write is in the database.
+
+        Raises:
+            DatabaseError: a background write failed since the last flush.
+        """
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush, stop the writer thread and close an owned connection (reopened on next use)."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if self._owns_manager and self._manager is not None:
+                self._manager.close()
+                self._manager = None
+
+
+def _add_checkpoint(
+    manager: DatabaseManager, location: str, trial_run_id: int, epoch_idx: int | None, best: bool
+) -> None:
+    """Record a checkpoint linked to its epoch, the run, and RESULTS when best (writer thread).
+
+    A path already recorded for this run (e.g. the best checkpoint reported again when the fit
+    ends) gets the missing links instead of a second artifact row.
+    """
+    from ..db import models as m
+    from ..db.connect import mask_url
+
+    db = manager.database
+    found = (
+        m.Artifact.select(m.Artifact.id)
+        .join(m.TrialRunArtifact, on=(m.TrialRunArtifact.artifact == m.Artifact.id))
+        .where(
+            (m.TrialRunArtifact.trial_run == trial_run_id)
+            & (m.Artifact.type == "checkpoint")
+            & (m.Artifact.location == mask_url(location))
+        )
+        .order_by(m.Artifact.id.desc())
+        .first(db)
+    )
+    if found is None:
+        artifact = manager.add_artifact(
+            "checkpoint", location, trial_run_id=trial_run_id, epoch_idx=epoch_idx, results=best
+        )
+        if epoch_idx is not None or best:  # add_artifact linked the epoch/results only: add the run
+            manager.link_trial_run_artifact(trial_run_id, _as_id(artifact))
+        return
+    if epoch_idx is not None:
+        linked = m.EpochArtifact.select().where(
+            (m.EpochArtifact.trial_run == trial_run_id)
+            & (m.EpochArtifact.epoch_idx == epoch_idx)
+            & (m.EpochArtifact.artifact == found.id)
+        )
+        if not linked.exists(db):
+            manager.ensure_epoch(trial_run_id, epoch_idx)
+            manager.link_epoch_artifact(epoch_idx, trial_run_id, found.id)
+    if best:
+        linked = m.ResultsArtifact.select().where(
+            (m.ResultsArtifact.results == trial_run_id) & (m.ResultsArtifact.artifact == found.id)
+        )
+        if not linked.exists(db):
+            manager.link_results_artifact(trial_run_id, found.id)
+
+
+def _guess_type(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".ckpt", ".pt", ".pth"):
+        return "checkpoint"
+    if suffix in (".yaml", ".yml", ".json", ".toml"):
+        return "config"
+    if suffix in (".png", ".jpg", ".jpeg", ".svg", ".pdf", ".html"):
+        return "plot"
+    if suffix in (".log", ".txt", ".csv"):
+        return "log"
+    return "file"

@@ -1,0 +1,407 @@
+"""The MLflow tracker: experiment -> MLflow experiment, trial -> parent run, trial run -> child run.
+
+* The MLflow experiment is ours (got or created by name; ``experiment_name`` overrides).
+* Each TRIAL is a parent run tagged ``expman.trial``; a later process recording the same
+  trial reuses that parent, so repeats and resumed runs nest under one parent.
+* Each TRIAL_RUN is a nested child run (tag ``mlflow.parentRunId``) carrying params (flattened,
+  values truncated to MLflow's limits), tags for repeat index, seed, host and git commit,
+  step metrics (BATCH, ``step`` = global step), epoch metrics (EPOCH, ``step`` = epoch index),
+  final results (TRIAL_RUN level) and checkpoint files as artifacts under ``checkpoints/``.
+* Metrics are buffered and sent with ``log_batch(synchronous=False)`` (MLflow's asynchronous
+  logging) at epoch end or every 1000 values; :meth:`MLflowTracker.flush` waits for them.
+* Statuses: COMPLETED / STOPPED -> FINISHED, FAILED -> FAILED, ABORTED -> KILLED; our own
+  status is kept in the tag ``expman.status`` (and the error text in ``expman.error``).
+
+MLflow is an optional dependency: ``pip install lightning-expman[mlflow]``. It is imported on
+the first event, never at import time.
+
+Example:
+    >>> from lightning_expman.tracking import build_tracker
+    >>> tracker = build_tracker({"type": "mlflow", "tracking_uri": "sqlite:///mlflow.db"})
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..enums import Level, RunStatus
+from .base import Tracker
+from .db import flatten_params
+
+__all__ = ["MLflowTracker", "mlflow_status"]
+
+log = logging.getLogger(__name__)
+
+_MAX_KEY = 250
+_MAX_PARAM_VALUE = 6000
+_MAX_TAG_VALUE = 8000
+_BATCH = 1000  # MLflow's MAX_METRICS_PER_BATCH
+_PARAMS_PER_BATCH = 100
+
+TAG_LEVEL = "expman.level"
+TAG_TRIAL = "expman.trial"
+TAG_STATUS = "expman.status"
+TAG_ERROR = "expman.error"
+
+_STATUS = {
+    RunStatus.RUNNING: "RUNNING",
+    RunStatus.COMPLETED: "FINISHED",
+    RunStatus.STOPPED: "FINISHED",
+    RunStatus.SKIPPED: "FINISHED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.ABORTED: "KILLED",
+}
+
+
+def mlflow_status(status: RunStatus | str) -> str:
+    """Our :class:`RunStatus` -> MLflow's run status name.
+
+    Example:
+        >>> mlflow_status("aborted")
+        'KILLED'
+    """
+    return _STATUS[RunStatus.parse(status)]
+
+
+def _import_mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError as e:
+        raise ImportError("the 'mlflow' tracker needs MLflow: pip install lightning-expman[mlflow]") from e
+    return mlflow
+
+
+def _clip(text: Any, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class MLflowTracker(Tracker):
+    """Mirror the experiment hierarchy into MLflow with nested runs.
+
+    Args:
+        tracking_uri: MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``...).
+            ``None``: ``sqlite:///<workspace>/mlflow.db`` when ``workspace`` is given, else
+            MLflow's default (``MLFLOW_TRACKING_URI``).
+        experiment_name: MLflow experiment name; default: our experiment's name.
+        workspace: folder for the default store and artifacts.
+        artifact_location: artifact root of a newly created experiment; default: the
+            ``mlartifacts`` folder next to a SQLite store file.
+        log_checkpoints: upload checkpoint files as artifacts (``False``: record their path
+            in a tag only).
+        synchronous: ``True`` disables MLflow's asynchronous metric logging.
+
+    Example:
+        >>> tracker = MLflowTracker("sqlite:///mlflow.db", experiment_name="digits")
+        >>> tracker.client.search_runs([tracker.experiment_id])
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        *,
+        workspace: str | Path | None = None,
+        artifact_location: str | None = None,
+        log_checkpoints: bool = True,
+        synchronous: bool = False,
+    ) -> None:
+        if tracking_uri is None and workspace is not None:
+            tracking_uri = f"sqlite:///{Path(workspace).resolve() / 'mlflow.db'}"
+            Path(workspace).mkdir(parents=True, exist_ok=True)
+        if artifact_location is None and tracking_uri and tracking_uri.startswith("sqlite:///"):
+            db_file = Path(tracking_uri[len("sqlite:///") :])
+            artifact_location = (db_file.resolve().parent / "mlartifacts").as_uri()
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.artifact_location = artifact_location
+        self.log_checkpoints = log_checkpoints
+        self.synchronous = synchronous
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self.run_id: str | None = None
+        self.trial_name: str | None = None
+        self.epoch_idx: int | None = None
+        self._client: Any = None
+        self._metrics: list[Any] = []  # mlflow Metric entities waiting for log_batch
+        self._operations: list[Any] = []  # RunOperations of async log_batch calls
+        self._uploaded: set[str] = set()  # checkpoint files uploaded to the open run
+
+    # ------------------------------------------------------------------ lazy client
+
+    @property
+    def client(self) -> Any:
+        """The ``mlflow.MlflowClient`` (created on first use)."""
+        if self._client is None:
+            mlflow = _import_mlflow()
+            self._client = mlflow.MlflowClient(self.tracking_uri)
+        return self._client
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_metrics"] = []
+        state["_operations"] = []
+        return state
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_create(self, level: Level, **kwargs: Any) -> None:
+        level = Level(level)
+        if level is Level.EXPERIMENT:
+            self._open_experiment(self.experiment_name or kwargs.get("name") or "default", kwargs)
+        elif level is Level.TRIAL:
+            self._ensure_experiment()
+            self.trial_name = str(kwargs.get("name") or "default")
+            self.parent_run_id = self._find_or_create_parent(self.trial_name, kwargs)
+        elif level is Level.TRIAL_RUN:
+            self._ensure_experiment()
+            self._create_child(kwargs)
+        elif level is Level.EPOCH:
+            epoch = kwargs.get("epoch_idx", kwargs.get("epoch"))
+            if epoch is None:
+                epoch = 0 if self.epoch_idx is None else self.epoch_idx + 1
+            self.epoch_idx = int(epoch)
+
+    def _open_experiment(self, name: str, kwargs: Mapping[str, Any]) -> None:
+        client = self.client
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            tags = {str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()}
+            if kwargs.get("desc"):
+                tags["mlflow.note.content"] = _clip(kwargs["desc"], _MAX_TAG_VALUE)
+            try:
+                self.experiment_id = client.create_experiment(
+                    name, artifact_location=self.artifact_location, tags=tags or None
+                )
+            except Exception:  # created concurrently by another process
+                experiment = client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+                self.experiment_id = experiment.experiment_id
+        else:
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(experiment.experiment_id)
+            self.experiment_id = experiment.experiment_id
+
+    def _ensure_experiment(self) -> None:
+        if self.experiment_id is None:
+            self._open_experiment(self.experiment_name or "Default", {})
+
+    def _find_or_create_parent(self, trial: str, kwargs: Mapping[str, Any]) -> str:
+        client = self.client
+        escaped = trial.replace("'", "\\'")
+        found = client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_TRIAL}` = '{escaped}' and tags.`{TAG_LEVEL}` = 'trial'",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        if found:
+            run_id = found[0].info.run_id
+            if found[0].info.status != "RUNNING":
+                client.update_run(run_id, status="RUNNING")
+            return run_id
+        tags = {TAG_LEVEL: "trial", TAG_TRIAL: trial}
+        tags.update({str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()})
+        run = client.create_run(self.experiment_id, tags=tags, run_name=trial)
+        if kwargs.get("config"):
+            self._log_params(run.info.run_id, kwargs["config"])
+        return run.info.run_id
+
+    def _create_child(self, kwargs: Mapping[str, Any]) -> None:
+        context = dict(kwargs.get("context") or {})
+        tags: dict[str, str] = {TAG_LEVEL: "trial_run", TAG_STATUS: RunStatus.RUNNING.value}
+        if self.parent_run_id is not None:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        if self.trial_name is not None:
+            tags[TAG_TRIAL] = self.trial_name
+        for key in ("repeat_idx", "seed"):
+            if kwargs.get(key) is not None:
+                tags[f"expman.{key}"] = str(kwargs[key])
+        tags["expman.host"] = str(kwargs.get("host") or context.get("host") or socket.gethostname())
+        git_commit = kwargs.get("git_commit") or context.get("git_commit")
+        if git_commit:
+            tags["mlflow.source.git.commit"] = str(git_commit)
+            tags["expman.git_commit"] = str(git_commit)
+        for key, value in context.items():
+            if key not in ("host", "git_commit") and isinstance(value, (str, int, float, bool)):
+                tags[f"expman.context.{_clip(key, 200)}"] = _clip(value, _MAX_TAG_VALUE)
+        tags.update({str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()})
+        name = self.trial_name or "run"
+        if kwargs.get("repeat_idx") is not None:
+            name = f"{name}-r{kwargs['repeat_idx']}"
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        self.run_id = run.info.run_id
+        self.epoch_idx = None
+        self._uploaded = set()
+        if kwargs.get("config"):
+            self._log_params(self.run_id, kwargs["config"])
+
+    def on_end(self, level: Level, **kwargs: Any) -> None:
+        level = Level(level)
+        status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
+        if level is Level.EPOCH:
+            self._send()
+        elif level is Level.TRIAL_RUN and self.run_id is not None:
+            run_id = self.run_id
+            try:
+                self.flush()
+            finally:
+                self.run_id = None
+                client = self.client
+                client.set_tag(run_id, TAG_STATUS, status.value)
+                if kwargs.get("error"):
+                    client.set_tag(run_id, TAG_ERROR, _clip(kwargs["error"], _MAX_TAG_VALUE))
+                if kwargs.get("stop_epoch") is not None:
+                    client.set_tag(run_id, "expman.stop_epoch", str(kwargs["stop_epoch"]))
+                client.set_terminated(run_id, mlflow_status(status))
+        elif level is Level.TRIAL and self.parent_run_id is not None:
+            run_id, self.parent_run_id = self.parent_run_id, None
+            self.flush()
+            self.client.set_tag(run_id, TAG_STATUS, status.value)
+            self.client.set_terminated(run_id, mlflow_status(status))
+        elif level is Level.EXPERIMENT:
+            self.flush()
+
+    # ------------------------------------------------------------------ metrics / params
+
+    def _target(self, level: Level | None) -> str | None:
+        if level is Level.TRIAL and self.parent_run_id is not None:
+            return self.parent_run_id
+        return self.run_id
+
+    def track(
+        self,
+        metric: str,
+        value: float | None,
+        step: int | None = None,
+        *,
+        level: Level | None = None,
+        epoch: int | None = None,
+        per_label: Mapping[str, float] | None = None,
+    ) -> None:
+        """Buffer one value (and ``name/label`` values for per-label metrics)."""
+        self.track_dict({metric: value}, step, level=level, epoch=epoch)
+        if per_label:
+            self.track_dict(
+                {f"{metric}/{k}": v for k, v in per_label.items()}, step, level=level, epoch=epoch
+            )
+
+    def track_dict(
+        self,
+        metrics: Mapping[str, float | None],
+        step: int | None = None,
+        *,
+        level: Level | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        """Buffer values: BATCH at ``step``, EPOCH at the epoch index, results at step 0."""
+        if self._target(level) is None:
+            log.debug("MLflowTracker: metrics %s outside a run: not logged", sorted(metrics))
+            return
+        if level is Level.TRIAL and self.parent_run_id is not None:
+            self._send()
+            self._log_batch(self.parent_run_id, [self._entity(k, v, step or 0) for k, v in metrics.items()])
+            return
+        if level is Level.EPOCH or (level is None and step is None and self.epoch_idx is not None):
+            x = epoch if epoch is not None else (self.epoch_idx or 0)
+        else:  # BATCH: the global step; TRIAL_RUN / PIPELINE results: step 0 unless given
+            x = step if step is not None else 0
+        for name, value in metrics.items():
+            self._metrics.append(self._entity(name, value, x))
+        if len(self._metrics) >= _BATCH:
+            self._send()
+
+    def _entity(self, name: str, value: float | None, step: int) -> Any:
+        from mlflow.entities import Metric
+
+        value = float("nan") if value is None else float(value)
+        return Metric(_clip(name, _MAX_KEY), value, int(time.time() * 1000), int(step))
+
+    def _log_batch(self, run_id: str, metrics: list[Any]) -> None:
+        for i in range(0, len(metrics), _BATCH):
+            chunk = metrics[i : i + _BATCH]
+            if self.synchronous:
+                self.client.log_batch(run_id, metrics=chunk, synchronous=True)
+            else:
+                op = self.client.log_batch(run_id, metrics=chunk, synchronous=False)
+                if op is not None:
+                    self._operations.append(op)
+
+    def _send(self) -> None:
+        if self._metrics and self.run_id is not None:
+            metrics, self._metrics = self._metrics, []
+            self._log_batch(self.run_id, metrics)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log flattened params on the open run (the parent run between runs)."""
+        run_id = self.run_id or self.parent_run_id
+        if run_id is None:
+            log.debug("MLflowTracker: params outside a run: not logged")
+            return
+        self._log_params(run_id, params)
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        flat = flatten_params(params)
+        entities = [Param(_clip(k, _MAX_KEY), _clip(v, _MAX_PARAM_VALUE)) for k, v in flat.items()]
+        for i in range(0, len(entities), _PARAMS_PER_BATCH):
+            try:
+                self.client.log_batch(run_id, params=entities[i : i + _PARAMS_PER_BATCH], synchronous=True)
+            except MlflowException as e:
+                # MLflow params are immutable: a re-logged key with a new value is refused.
+                log.warning("MLflowTracker: some params not logged: %s", str(e).splitlines()[0])
+
+    # ------------------------------------------------------------------ artifacts
+
+    def on_add_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Upload a file to the run at ``level`` (TRIAL -> parent run, below -> child run)."""
+        level = Level(level)
+        run_id = self.parent_run_id if level is Level.TRIAL else self.run_id
+        if level is Level.EXPERIMENT or run_id is None:
+            log.debug("MLflowTracker: %s-level artifact %s not uploaded (no run)", level.name, artifact_path)
+            return
+        folder = artifact_type or "files"
+        if level is Level.EPOCH:
+            epoch = kwargs.get("epoch", self.epoch_idx)
+            folder = f"{folder}/epoch_{epoch}" if epoch is not None else folder
+        self.client.log_artifact(run_id, os.fspath(artifact_path), folder)
+
+    def on_checkpoint(
+        self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        """Upload the checkpoint under ``checkpoints/`` (``best=True`` also tags it)."""
+        if self.run_id is None:
+            return
+        path = os.fspath(checkpoint_path)
+        # The best checkpoint is usually reported again at the end of a fit: upload it once.
+        again = kwargs.get("best") and path in self._uploaded
+        if self.log_checkpoints and not again and Path(path).is_file():
+            self.client.log_artifact(self.run_id, path, "checkpoints")
+            self._uploaded.add(path)
+        if kwargs.get("best"):
+            self.client.set_tag(self.run_id, "expman.best_checkpoint", _clip(checkpoint_path, _MAX_TAG_VALUE))
+
+    # ------------------------------------------------------------------ flush / close
+
+    def flush(self) -> None:
+        """Send buffered metrics and wait for MLflow's asynchronous logging to finish."""
+        self._send()
+        operations, self._operations = self._operations, []
+        for op in operations:
+            op.wait()
+
+    def close(self) -> None:
+        """Flush; the client is kept (it holds no open resources of ours)."""
+        self.flush()

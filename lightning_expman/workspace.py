@@ -1,0 +1,347 @@
+"""The workspace: one folder per experiment, trial and run, with per-level log files.
+
+Layout (``<workspace>`` is env.yaml's ``workspace``)::
+
+    <workspace>/
+      <experiment>/                  level EXPERIMENT
+        configs/  logs/experiment.log  artifacts/
+        trials/
+          <trial>/                   level TRIAL
+            configs/  logs/trial.log  artifacts/
+            run_1/                   level TRIAL_RUN
+              logs/run.log  artifacts/  config.yaml (save_config writes in the run folder itself)
+
+Names become folder names through :func:`safe_name`, so nothing can escape the workspace.
+
+Example:
+    >>> from lightning_expman.config import load
+    >>> from lightning_expman.workspace import Environment
+    >>> spec = load("configs/digits")                              # doctest: +SKIP
+    >>> env = Environment.from_config(spec.env)                    # doctest: +SKIP
+    >>> with env.create_child(spec.name) as exp_env:               # doctest: +SKIP
+    ...     exp_env.save_config(spec.to_container())
+    ...     trial_env = exp_env.create_child(spec.trials[0].name)
+    ...     run_env = trial_env.create_child("run_1")
+    ...     run_env.logger.info("training")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config._util import mask_secrets
+from .enums import Level
+
+if TYPE_CHECKING:
+    from .tracking.base import TrackerManager
+
+__all__ = ["LOG_FILES", "Environment", "safe_name"]
+
+LOG_FILES = {Level.EXPERIMENT: "experiment.log", Level.TRIAL: "trial.log", Level.TRIAL_RUN: "run.log"}
+"""The log file of each level, inside its ``logs/`` folder."""
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._,+=@-]+")
+_MAX_NAME = 120
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def safe_name(name: Any) -> str:
+    """The folder name for an experiment/trial/run name.
+
+    Rule: a name made only of letters, digits and ``. _ , + = @ -`` that does not start with
+    ``.``, is at most 120 characters and is not a Windows device name (``con``, ``nul``...) is
+    used as is. Any other name (``../x``, ``/abs``, ``a/b``, ``""``, spaces, unicode) has each
+    run of other characters replaced by ``_``, leading dots/underscores stripped, is cut to 120
+    characters, and gets ``-`` plus the first 8 hex digits of the SHA-1 of the original name
+    appended, so two different names never share a folder silently (``a/b`` and ``a_b`` differ).
+    An empty result becomes ``unnamed-<hash>``.
+
+    Example:
+        >>> safe_name("mlp-lr=0.1-hidden=32")
+        'mlp-lr=0.1-hidden=32'
+        >>> safe_name("../etc")  # doctest: +ELLIPSIS
+        'etc-...'
+    """
+    text = str(name)
+    if (
+        text
+        and len(text) <= _MAX_NAME
+        and not _UNSAFE.search(text)
+        and not text.startswith(".")
+        and text.split(".")[0].lower() not in _RESERVED
+    ):
+        return text
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    cleaned = _UNSAFE.sub("_", text).lstrip("._-")[:_MAX_NAME].rstrip(".")
+    return f"{cleaned or 'unnamed'}-{digest}"
+
+
+def _child_level(level: Level | None) -> Level:
+    if level is None:
+        return Level.EXPERIMENT
+    if level is Level.EXPERIMENT:
+        return Level.TRIAL
+    if level is Level.TRIAL:
+        return Level.TRIAL_RUN
+    raise ValueError(f"a {level.name} environment has no child environments (runs are the innermost folders)")
+
+
+class Environment:
+    """Directories, log file and trackers of one level of the hierarchy.
+
+    The root environment (``level is None``) is the workspace itself; :meth:`create_child`
+    makes the EXPERIMENT, then TRIAL, then TRIAL_RUN environments below it, creating their
+    folders. Log files are opened on the first use of :attr:`logger` (``create_child`` logs one
+    line, so every level's log file exists once the child is created); call :meth:`close` (or
+    use the environment as a context manager) to release them.
+
+    Attributes:
+        name: the name given (not sanitised); the folder is ``safe_name(name)``.
+        level: None for the workspace root, else EXPERIMENT / TRIAL / TRIAL_RUN.
+        workdir: this level's folder.
+        config_dir: ``workdir/configs`` (the run folder itself for TRIAL_RUN).
+        log_dir: ``workdir/logs``.
+        artifact_dir: ``workdir/artifacts``.
+        workspace: the root workspace folder.
+        verbose: log to the console (stderr) as well.
+        debug: log DEBUG lines (INFO otherwise).
+        config: the env config this root was built from (a plain dict), shared by children.
+        parent: the parent environment, None for the root.
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        level: Level | None = None,
+        verbose: bool = False,
+        debug: bool = False,
+        config: Mapping[str, Any] | None = None,
+        parent: Environment | None = None,
+        tracker_manager: TrackerManager | None = None,
+        create: bool = True,
+    ) -> None:
+        self.workdir = Path(os.path.abspath(workdir))
+        self.name = name if name is not None else self.workdir.name
+        self.level = level
+        self.verbose = verbose
+        self.debug = debug
+        self.config: dict[str, Any] = dict(config or {})
+        self.parent = parent
+        self.workspace: Path = parent.workspace if parent is not None else self.workdir
+        self._tracker_manager = tracker_manager
+        self._logger: logging.Logger | None = None
+        self._handlers: list[logging.Handler] = []
+        self.config_dir = self.workdir if level is Level.TRIAL_RUN else self.workdir / "configs"
+        self.log_dir = self.workdir / "logs"
+        self.artifact_dir = self.workdir / "artifacts"
+        if create:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            if level is not None:
+                for d in (self.config_dir, self.log_dir, self.artifact_dir):
+                    d.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, config: Any, *, create: bool = True) -> Environment:
+        """The root environment of ``spec.env`` (or any mapping with the env.yaml keys).
+
+        Args:
+            config: a ``DictConfig`` or mapping with ``workspace`` (relative paths are resolved
+                against the current directory), ``verbose``, ``debug`` and ``trackers``.
+                Trackers are not built here: set :attr:`tracker_manager` (e.g.
+                ``TrackerManager.from_config(spec.env.trackers)``).
+            create: create the workspace folder now.
+
+        Example:
+            >>> env = Environment.from_config({"workspace": "outputs", "verbose": True})  # doctest: +SKIP
+        """
+        data = _plain(config)
+        workspace = data.get("workspace") or "outputs"
+        return cls(
+            os.path.expanduser(str(workspace)),
+            name=None,
+            level=None,
+            verbose=bool(data.get("verbose", False)),
+            debug=bool(data.get("debug", False)),
+            config=data,
+            create=create,
+        )
+
+    def create_child(self, name: str) -> Environment:
+        """Create the environment one level down and its folders.
+
+        Root -> ``<workspace>/<name>`` (EXPERIMENT); EXPERIMENT -> ``trials/<name>`` (TRIAL);
+        TRIAL -> ``<name>`` (TRIAL_RUN, conventionally ``run_<k>``). ``name`` passes through
+        :func:`safe_name`. The child inherits verbosity, config and the tracker manager.
+
+        Raises:
+            ValueError: called on a TRIAL_RUN environment.
+        """
+        level = _child_level(self.level)
+        folder = safe_name(name)
+        workdir = self.workdir / "trials" / folder if level is Level.TRIAL else self.workdir / folder
+        # safe_name already rules out separators and dot names; this guards the invariant.
+        if os.path.commonpath([os.path.abspath(workdir), str(self.workspace)]) != str(self.workspace):
+            raise ValueError(f"name {name!r} would leave the workspace {self.workspace}")
+        child = Environment(
+            workdir,
+            name=str(name),
+            level=level,
+            verbose=self.verbose,
+            debug=self.debug,
+            config=self.config,
+            parent=self,
+        )
+        child.logger.info("%s %r in %s", level.name, str(name), child.workdir)
+        return child
+
+    # ------------------------------------------------------------------ trackers
+
+    @property
+    def tracker_manager(self) -> TrackerManager | None:
+        """This environment's tracker manager; a child without its own uses its parent's."""
+        if self._tracker_manager is not None:
+            return self._tracker_manager
+        return self.parent.tracker_manager if self.parent is not None else None
+
+    @tracker_manager.setter
+    def tracker_manager(self, manager: TrackerManager | None) -> None:
+        self._tracker_manager = manager
+
+    # ------------------------------------------------------------------ logging
+
+    @property
+    def log_file(self) -> Path | None:
+        """``log_dir/experiment.log`` / ``trial.log`` / ``run.log``; None for the root."""
+        return self.log_dir / LOG_FILES[self.level] if self.level is not None else None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger writing to :attr:`log_file` (and to stderr when ``verbose``).
+
+        Loggers do not propagate to the root logger, so a run's lines are not repeated in the
+        trial's log. The root environment logs to the console only (when verbose).
+        """
+        if self._logger is None:
+            key = hashlib.sha1(str(self.workdir).encode()).hexdigest()[:10]
+            label = "workspace" if self.level is None else self.name
+            if self.level is Level.TRIAL_RUN and self.parent is not None:
+                label = f"{self.parent.name}/{self.name}"
+            logger = logging.getLogger(f"lightning_expman.env.{key}")
+            logger.propagate = False
+            logger.setLevel(logging.DEBUG if self.debug else logging.INFO)
+            for h in list(logger.handlers):  # a previous Environment on the same folder
+                logger.removeHandler(h)
+                h.close()
+            formatter = logging.Formatter(_LOG_FORMAT.replace("%(name)s", label.replace("%", "%%")))
+            if self.log_file is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                fh = logging.FileHandler(self.log_file, encoding="utf-8", delay=False)
+                fh.setFormatter(formatter)
+                self._handlers.append(fh)
+            if self.verbose:
+                sh = logging.StreamHandler(sys.stderr)
+                sh.setFormatter(formatter)
+                self._handlers.append(sh)
+            for h in self._handlers:
+                logger.addHandler(h)
+            self._logger = logger
+        return self._logger
+
+    def close(self) -> None:
+        """Flush and close this environment's log handlers (the logger reopens on next use)."""
+        if self._logger is not None:
+            for h in self._handlers:
+                self._logger.removeHandler(h)
+                h.close()
+        self._handlers = []
+        self._logger = None
+
+    def __enter__(self) -> Environment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ files
+
+    def save_config(self, config: Any, name: str = "config.yaml") -> Path:
+        """Write ``config`` as YAML into :attr:`config_dir`, resolved, secrets masked, atomically.
+
+        Args:
+            config: a ``DictConfig``/``ListConfig``, a mapping, or an object with
+                ``to_container()`` (``ExperimentSpec``, ``TrialSpec``).
+            name: a plain file name (no folders).
+
+        Returns:
+            The written file.
+
+        Raises:
+            ValueError: ``name`` contains a path separator or is a dot name.
+        """
+        if (
+            not name
+            or name in (".", "..")
+            or os.sep in name
+            or "/" in name
+            or (os.altsep and os.altsep in name)
+        ):
+            raise ValueError(f"config file name must be a plain file name, got {name!r}")
+        import yaml
+
+        data = mask_secrets(_plain(config))
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        target = self.config_dir / name
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.config_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, default_flow_style=False)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return target
+
+    # ------------------------------------------------------------------ pickling (worker processes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_logger"] = None
+        state["_handlers"] = []
+        return state
+
+    def __repr__(self) -> str:
+        level = self.level.name if self.level is not None else "WORKSPACE"
+        return f"Environment({level}, name={self.name!r}, workdir={str(self.workdir)!r})"
+
+
+def _plain(config: Any) -> Any:
+    """Resolved plain containers from a DictConfig / spec / mapping."""
+    if hasattr(config, "to_container") and not type(config).__module__.startswith("omegaconf"):
+        return config.to_container()
+    if type(config).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(config, resolve=True)
+    if isinstance(config, Mapping):
+        return {k: _plain(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_plain(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    return config

@@ -1,0 +1,211 @@
+"""Environment: the workspace tree, per-level log files, saved configs, name sanitising."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import pytest
+import yaml
+
+from lightning_expman.config import load
+from lightning_expman.enums import Level
+from lightning_expman.tracking.base import TrackerManager
+from lightning_expman.workspace import Environment, safe_name
+from tests.bad_config_cases import write_config
+
+
+@pytest.fixture
+def root(tmp_path):
+    env = Environment.from_config({"workspace": str(tmp_path / "ws"), "verbose": False})
+    yield env
+    env.close()
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def test_tree_for_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = load(write_config(tmp_path / "cfg", {"env.yaml": "workspace: runs\n"}))
+    env = Environment.from_config(spec.env)
+    assert env.workdir == tmp_path / "runs" and env.level is None
+    envs = []
+    with env.create_child(spec.name) as exp_env:
+        exp_env.save_config(spec)
+        for trial in spec.trials:
+            trial_env = exp_env.create_child(trial.name)
+            trial_env.save_config(trial.settings)
+            envs.append(trial_env)
+            for run in trial.runs():
+                run_env = trial_env.create_child(run.name)
+                run_env.save_config({"seed": run.seed, **trial.to_container()})
+                run_env.logger.info("seed %d", run.seed)
+                run_env.close()
+    for e in envs:
+        e.close()
+    assert _tree(tmp_path / "runs") == [
+        "corpus",
+        "corpus/artifacts",
+        "corpus/configs",
+        "corpus/configs/config.yaml",
+        "corpus/logs",
+        "corpus/logs/experiment.log",
+        "corpus/trials",
+        "corpus/trials/a",
+        "corpus/trials/a/artifacts",
+        "corpus/trials/a/configs",
+        "corpus/trials/a/configs/config.yaml",
+        "corpus/trials/a/logs",
+        "corpus/trials/a/logs/trial.log",
+        "corpus/trials/a/run_1",
+        "corpus/trials/a/run_1/artifacts",
+        "corpus/trials/a/run_1/config.yaml",
+        "corpus/trials/a/run_1/logs",
+        "corpus/trials/a/run_1/logs/run.log",
+        "corpus/trials/a/run_2",
+        "corpus/trials/a/run_2/artifacts",
+        "corpus/trials/a/run_2/config.yaml",
+        "corpus/trials/a/run_2/logs",
+        "corpus/trials/a/run_2/logs/run.log",
+        "corpus/trials/b",
+        "corpus/trials/b/artifacts",
+        "corpus/trials/b/configs",
+        "corpus/trials/b/configs/config.yaml",
+        "corpus/trials/b/logs",
+        "corpus/trials/b/logs/trial.log",
+        "corpus/trials/b/run_1",
+        "corpus/trials/b/run_1/artifacts",
+        "corpus/trials/b/run_1/config.yaml",
+        "corpus/trials/b/run_1/logs",
+        "corpus/trials/b/run_1/logs/run.log",
+    ]
+    run_log = (tmp_path / "runs/corpus/trials/a/run_2/logs/run.log").read_text()
+    assert "seed 2" in run_log and "seed 1" not in run_log  # loggers do not propagate
+    saved = yaml.safe_load((tmp_path / "runs/corpus/trials/b/configs/config.yaml").read_text())
+    assert saved["model"]["init_args"] == {"hidden": 8, "lr": 0.1}
+    saved_exp = yaml.safe_load((tmp_path / "runs/corpus/configs/config.yaml").read_text())
+    assert saved_exp["name"] == "corpus" and len(saved_exp["trials"]) == 2
+
+
+def test_levels_and_dirs(root):
+    exp = root.create_child("exp")
+    trial = exp.create_child("t1")
+    run = trial.create_child("run_1")
+    assert [e.level for e in (exp, trial, run)] == [Level.EXPERIMENT, Level.TRIAL, Level.TRIAL_RUN]
+    assert trial.workdir == exp.workdir / "trials" / "t1"
+    assert (trial.config_dir, trial.log_dir, trial.artifact_dir) == (
+        trial.workdir / "configs",
+        trial.workdir / "logs",
+        trial.workdir / "artifacts",
+    )
+    assert run.config_dir == run.workdir
+    assert [e.log_file.name for e in (exp, trial, run)] == ["experiment.log", "trial.log", "run.log"]
+    assert run.workspace == root.workdir
+    with pytest.raises(ValueError, match="TRIAL_RUN environment has no child"):
+        run.create_child("deeper")
+    for e in (exp, trial, run):
+        e.close()
+
+
+def test_logger_files_console_and_close(tmp_path, capfd):
+    env = Environment.from_config({"workspace": str(tmp_path), "verbose": True, "debug": True})
+    exp = env.create_child("exp")
+    exp.logger.debug("debug line")
+    exp.close()
+    exp.logger.info("after reopen")
+    exp.close()
+    text = (exp.log_dir / "experiment.log").read_text()
+    assert "debug line" in text and "after reopen" in text
+    assert "debug line" in capfd.readouterr().err
+    quiet = Environment.from_config({"workspace": str(tmp_path), "verbose": False}).create_child("q")
+    quiet.logger.debug("hidden")
+    quiet.logger.info("shown")
+    quiet.close()
+    text = (quiet.log_dir / "experiment.log").read_text()
+    assert "shown" in text and "hidden" not in text
+    assert "shown" not in capfd.readouterr().err
+
+
+def test_close_releases_handlers(root):
+    exp = root.create_child("exp")
+    logger = exp.logger
+    assert any(isinstance(h, logging.FileHandler) for h in logger.handlers)
+    exp.close()
+    assert not logger.handlers
+
+
+def test_save_config_masks_and_is_atomic(root):
+    exp = root.create_child("exp")
+    path = exp.save_config(
+        {"db": {"url": "mysql://me:s3cret@host/db", "password": "s3cret"}, "lr": 0.1}, name="resolved.yaml"
+    )
+    assert path == exp.config_dir / "resolved.yaml"
+    text = path.read_text()
+    assert "s3cret" not in text
+    assert yaml.safe_load(text) == {"db": {"url": "mysql://me:***@host/db", "password": "***"}, "lr": 0.1}
+    assert sorted(p.name for p in exp.config_dir.iterdir()) == ["resolved.yaml"]  # no temp file left
+    with pytest.raises(ValueError, match="plain file name"):
+        exp.save_config({}, name="../escape.yaml")
+    exp.close()
+
+
+def test_save_config_resolves_dictconfig(root):
+    from omegaconf import OmegaConf
+
+    exp = root.create_child("exp")
+    path = exp.save_config(OmegaConf.create({"a": 2, "b": "${a}"}))
+    assert yaml.safe_load(path.read_text()) == {"a": 2, "b": 2}
+    exp.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["../x", "../../etc", "/abs/path", "a/b", "a\\b", "", ".", "..", ".hidden", "con"]
+)
+def test_names_cannot_escape(root, name):
+    exp = root.create_child(name)
+    assert exp.workdir.parent == root.workdir
+    assert exp.workdir.name not in ("", ".", "..")
+    trial = exp.create_child(name)
+    assert trial.workdir.parent == exp.workdir / "trials"
+    run = trial.create_child(name)
+    assert run.workdir.parent == trial.workdir
+    for e in (exp, trial, run):
+        e.close()
+
+
+def test_safe_name_rule():
+    assert safe_name("mlp-lr=0.1-hidden=32") == "mlp-lr=0.1-hidden=32"
+    assert safe_name("run_1") == "run_1"
+    unsafe = ["a/b", "a_b", "a b", "a:b", "../a_b", ""]
+    mapped = [safe_name(n) for n in unsafe]
+    assert len(set(mapped)) == len(unsafe)  # no silent collision
+    assert mapped[1] == "a_b" and mapped[0].startswith("a_b-")
+    assert safe_name("../x").startswith("x-")
+    assert safe_name("").startswith("unnamed-")
+    assert len(safe_name("x" * 500)) <= 130
+    assert safe_name("a/b") == safe_name("a/b")  # deterministic
+
+
+def test_tracker_manager_inherited(root):
+    manager = TrackerManager([])
+    assert root.tracker_manager is None
+    root.tracker_manager = manager
+    exp = root.create_child("exp")
+    run = exp.create_child("t").create_child("run_1")
+    assert exp.tracker_manager is manager and run.tracker_manager is manager
+    own = TrackerManager([])
+    run.tracker_manager = own
+    assert run.tracker_manager is own and exp.tracker_manager is manager
+
+
+def test_pickle_roundtrip(root):
+    run = root.create_child("exp").create_child("t").create_child("run_1")
+    run.logger.info("before")
+    clone = pickle.loads(pickle.dumps(run))
+    assert clone.workdir == run.workdir and clone.level is Level.TRIAL_RUN
+    clone.logger.info("from clone")
+    clone.close()
+    run.close()
+    assert "from clone" in (run.log_dir / "run.log").read_text()
