@@ -73,3 +73,53 @@ class TinyClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class ScriptedModel(TinyClassifier):
+    """TinyClassifier whose ``val_loss`` follows ``val_losses`` (one value per epoch), for early stopping.
+
+    Also logs ``train_loss`` both on_step and on_epoch (``train_loss_step`` / ``train_loss_epoch``),
+    and raises ``KeyboardInterrupt`` at global step ``interrupt_at_step`` (for ABORTED runs).
+    """
+
+    def __init__(
+        self,
+        val_losses: tuple[float, ...] = (1.0, 0.9, 0.8),
+        interrupt_at_step: int | None = None,
+        fail_at_step: int | None = None,
+    ) -> None:
+        super().__init__(fail_at_step=fail_at_step)
+        self.save_hyperparameters()
+
+    def training_step(self, batch, batch_idx):
+        if self.hparams.interrupt_at_step is not None and self.global_step >= self.hparams.interrupt_at_step:
+            raise KeyboardInterrupt
+        if self.hparams.fail_at_step is not None and self.global_step >= self.hparams.fail_at_step:
+            raise RuntimeError(f"planted failure at step {self.global_step}")
+        loss, _ = self._step(batch)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        losses = self.hparams.val_losses
+        value = losses[min(self.current_epoch, len(losses) - 1)]
+        self.log("val_loss", torch.tensor(float(value)))
+        self.log("val_acc", self._step(batch)[1])
+
+
+def fast_trainer_kwargs(**overrides) -> dict:
+    """Trainer arguments for sub-second CPU fits: few batches, no progress bar or summary."""
+    kwargs = dict(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        limit_test_batches=1,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1,
+    )
+    kwargs.update(overrides)
+    return kwargs

@@ -321,6 +321,10 @@ class TrackerManager(Tracker):
         level = self._resolve(level)
         scalars: dict[str, float | None] = {}
         for metric, value in metrics.items():
+            # Fast path for what Lightning's log_metrics passes (str -> float): no normalisation.
+            if type(value) is float and type(metric) is str and metric != "custom":
+                scalars[metric] = value if math.isfinite(value) else None
+                continue
             if isinstance(metric, Metric) and not metric.tracked:
                 continue
             name, total, labelled = normalize_metric(metric, value)

@@ -1,0 +1,1 @@
+"""Runnable examples for lightning_expman (importable from the repository root as ``examples.*``)."""

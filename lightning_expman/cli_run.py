@@ -1,0 +1,174 @@
+"""``expman run CONFIG_DIR``: execute every trial x repeat of a config folder.
+
+::
+
+    expman run configs/digits                          # the whole grid, serially
+    expman run configs/digits --workers 2              # two local worker processes
+    expman run configs/digits --set trainer.max_epochs=2 --set seed=7
+    expman run configs/digits --dry-run                # list the expanded runs, run nothing
+    expman run configs/digits --resume                 # only what is unfinished (failed, aborted, crashed)
+    expman run configs/digits --db postgresql://me@host/expman
+
+Output: one progress line per run (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43 COMPLETED 4.2s``)
+and a summary table. Exit codes: 0 every run completed or stopped early; 1 a run failed; 2 bad
+configuration or usage (one line on stderr, nothing written); 130 interrupted (Ctrl-C: the
+current runs are recorded ABORTED; ``--resume`` continues).
+
+Class paths are imported like ``python -m`` does: the current directory comes first on
+``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root.
+
+``--dry-run`` and ``--help`` import neither torch nor lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` command to ``expman``'s subparsers."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run every trial x repeat of a config folder",
+        description=(
+            "Run the experiment described by CONFIG_DIR (env.yaml, experiment.yaml, base.yaml, "
+            "trials.yaml): every trial x repeat is one Lightning fit recorded in the database. "
+            "The current directory is importable for class paths. Exit codes: 0 all runs "
+            "completed or stopped early, 1 a run failed, 2 bad configuration or usage, "
+            "130 interrupted."
+        ),
+    )
+    parser.add_argument(
+        "config_dir", metavar="CONFIG_DIR", help="folder with env/experiment/base/trials.yaml"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting for every trial (repeatable), e.g. --set trainer.max_epochs=2",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip runs already completed or stopped; re-run failed, aborted and crashed ones",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: accept a changed configuration; without: run the grid again as new runs",
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the expanded runs (trial, repeat, seed, params) and exit"
+    )
+    parser.add_argument("--db", metavar="URL", help="database URL replacing env.yaml's db tracker url")
+    parser.add_argument("--fail-fast", action="store_true", help="stop after the first failed run")
+    parser.add_argument(
+        "--stale-after",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="with --resume: a RUNNING run whose heartbeat is older than this is re-run (default 120)",
+    )
+    parser.set_defaults(handler=run_command)
+
+
+def make_cwd_importable() -> None:
+    """Put the current directory first on ``sys.path`` (as ``python -m`` does)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def dry_run_lines(spec: Any) -> list[str]:
+    """The ``--dry-run`` listing: a header, then one line per run with its seed and grid values."""
+    from .experiment import spec_db_url
+
+    runs = spec.runs()
+    db = spec_db_url(spec)
+    lines = [
+        f"experiment {spec.name!r}: {len(spec.trials)} trials, {len(runs)} runs "
+        f"(workspace {spec.workspace}, database {_mask(db)})"
+    ]
+    total = len(runs)
+    for i, run in enumerate(runs, 1):
+        trial = run.trial
+        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        line = f"[{i}/{total}] {trial.name} run {run.repeat_idx}/{trial.repeat} seed {run.seed}"
+        lines.append(f"{line}  {params}" if params else line)
+    return lines
+
+
+def _mask(url: str | None) -> str:
+    if not url:
+        return "none"
+    from .db.connect import mask_url
+
+    return mask_url(url)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Handler of ``expman run``; returns the exit code (ConfigError -> 2 is handled by the caller)."""
+    make_cwd_importable()
+    from .config import load
+
+    spec = load(args.config_dir, overrides=list(args.overrides), db_url=args.db)
+    if args.dry_run:
+        sys.stdout.write("\n".join(dry_run_lines(spec)) + "\n")
+        return 0
+
+    from ._state import remember_db_url
+    from .experiment import DEFAULT_STALE_AFTER, Experiment, RunResult
+
+    experiment = Experiment(spec)
+
+    def progress(result: RunResult) -> None:
+        print(result.progress_line(), flush=True)
+
+    summary = experiment.run(
+        resume=args.resume,
+        workers=args.workers,
+        fail_fast=args.fail_fast,
+        force=args.force,
+        stale_after=args.stale_after or DEFAULT_STALE_AFTER,
+        on_result=progress,
+    )
+    if experiment.db_url:
+        remember_db_url(experiment.db_url)
+    print()
+    print(summary.table(), flush=True)
+    if summary.interrupted:
+        print(
+            "expman: interrupted; the runs in progress are recorded ABORTED (--resume continues)",
+            file=sys.stderr,
+        )
+    return summary.exit_code
