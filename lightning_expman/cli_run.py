@@ -2,17 +2,18 @@
 
 ::
 
-    expman run configs/digits                          # the whole grid, serially
+    expman run configs/digits                          # the whole grid, serially; run again: only
+                                                       # what is unfinished (failed, aborted, crashed)
     expman run configs/digits --workers 2              # two local worker processes
     expman run configs/digits --set trainer.max_epochs=2 --set seed=7
     expman run configs/digits --dry-run                # list the expanded runs, run nothing
-    expman run configs/digits --resume                 # only what is unfinished (failed, aborted, crashed)
+    expman run configs/digits --no-resume --force      # record the whole grid again as new runs
     expman run configs/digits --db postgresql://me@host/expman
 
 Output: one progress line per run (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43 COMPLETED 4.2s``)
 and a summary table. Exit codes: 0 every run completed or stopped early; 1 a run failed; 2 bad
 configuration or usage (one line on stderr, nothing written); 130 interrupted (Ctrl-C: the
-current runs are recorded ABORTED; ``--resume`` continues).
+current runs are recorded ABORTED; running the command again continues).
 
 Class paths are imported like ``python -m`` does: the current directory comes first on
 ``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root.
@@ -76,13 +77,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--resume",
-        action="store_true",
-        help="skip runs already completed or stopped; re-run failed, aborted and crashed ones",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip runs already completed or stopped and re-run failed, aborted and crashed ones (the "
+        "default); --no-resume refuses an experiment that already has runs",
     )
     parser.add_argument(
         "--force",
         action="store_true",
-        help="with --resume: accept a changed configuration; without: run the grid again as new runs",
+        help="resuming: accept a changed configuration; with --no-resume: record the grid again as new runs",
     )
     parser.add_argument(
         "--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)"
@@ -97,7 +100,7 @@ def register(subparsers: Any) -> None:
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="with --resume: a RUNNING run whose heartbeat is older than this is re-run (default 120)",
+        help="resuming: a RUNNING run whose heartbeat is older than this is re-run (default 120)",
     )
     parser.set_defaults(handler=run_command)
 
@@ -168,7 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
     print(summary.table(), flush=True)
     if summary.interrupted:
         print(
-            "expman: interrupted; the runs in progress are recorded ABORTED (--resume continues)",
+            "expman: interrupted; the runs in progress are recorded ABORTED (run again to continue)",
             file=sys.stderr,
         )
     return summary.exit_code

@@ -15,16 +15,16 @@ Decisions where the issue is silent:
 * **Failures.** A run that raises — even while its model is being built — is recorded FAILED with
   the error text, and the grid goes on (``fail_fast=True`` stops after the first failure; runs not
   started are reported as not run).
-* **Resume** (``resume=True``) looks at the latest recorded run of each (trial, repeat): COMPLETED
+* **Resume** (``resume=True``, the default: running a grid again never repeats finished work)
+  looks at the latest recorded run of each (trial, repeat): COMPLETED
   and STOPPED runs are skipped (no new row; reported SKIPPED in the summary), FAILED and ABORTED
   runs are run again (a new row; the old one stays as history), RUNNING runs are run again only
   when their heartbeat is older than ``stale_after`` seconds (default 120; a fresher one is
   assumed to be running elsewhere and is skipped). A changed configuration (``config_hash``
   differs from the stored experiment's) is refused with a one-line :class:`ConfigError` unless
   ``force=True``, which then stores the new config and hash.
-* **Running into an existing experiment without resume** is refused when it already has recorded
-  runs (the message says to pass ``resume=True`` / ``--resume``); ``force=True`` runs the whole grid
-  again as new rows.
+* **Running into an existing experiment with ``resume=False``** (``--no-resume``) is refused when it
+  already has recorded runs; ``force=True`` then records the whole grid again as new rows.
 * **Workers.** ``workers=N`` runs trial runs in N ``spawn`` processes; each opens its own trackers
   (and database connection). The parent creates the experiment and trial rows first, so the rows
   are the same as a serial run's. The working directory is importable in workers as in the parent.
@@ -761,7 +761,7 @@ class Experiment:
     # -- running
     def run(
         self,
-        resume: bool = False,
+        resume: bool = True,
         workers: int = 1,
         fail_fast: bool = False,
         force: bool = False,
@@ -772,7 +772,8 @@ class Experiment:
         """Run every trial x repeat (see the module docstring for resume/force/workers semantics).
 
         Args:
-            resume: skip runs already COMPLETED/STOPPED, re-run FAILED/ABORTED/stale RUNNING ones.
+            resume: skip runs already COMPLETED/STOPPED, re-run FAILED/ABORTED/stale RUNNING ones
+                (default). ``False`` refuses an experiment that already has recorded runs.
             workers: number of local worker processes (1 = in this process).
             fail_fast: stop after the first FAILED run.
             force: with ``resume``, accept a changed configuration; without it, run the whole grid
@@ -1123,8 +1124,9 @@ class _Ledger:
                     counts[run.status] = counts.get(run.status, 0) + 1
                 detail = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
                 raise ConfigError(
-                    f"{where} already has {len(runs)} recorded runs ({detail}); pass --resume to run only "
-                    "what is unfinished, --force to run the whole grid again, or use another experiment name"
+                    f"{where} already has {len(runs)} recorded runs ({detail}); drop --no-resume to run only "
+                    "what is unfinished, add --force to record the whole grid again, "
+                    "or use another experiment name"
                 )
             return {}
         if experiment.config_hash and experiment.config_hash != spec.config_hash:

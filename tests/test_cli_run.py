@@ -16,7 +16,7 @@ import pytest
 
 from tests.bad_config_cases import BAD_CONFIGS
 from tests.bad_config_cases import write_config as write_bad_config
-from tests.test_experiment_support import expman, runs_of, tree, write_config
+from tests.experiment_support import expman, runs_of, tree, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXPMAN = Path(sys.executable).with_name("expman")

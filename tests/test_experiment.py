@@ -15,7 +15,7 @@ import yaml
 from lightning_expman import ConfigError, RunStatus
 from lightning_expman.config import load
 from lightning_expman.experiment import Experiment
-from tests.test_experiment_support import (
+from tests.experiment_support import (
     db_url,
     experiments_of,
     expman,
@@ -120,20 +120,21 @@ def test_grid_remembers_db_url(grid):
     assert (root / ".expman" / "last_db").read_text().strip() == db_url(root)
 
 
-def test_rerun_without_resume_is_refused(grid):
+def test_rerun_with_no_resume_is_refused(grid):
     root, cfg, _, _, _ = grid
     before = runs_of(root)
-    code, out, err = expman("run", str(cfg), cwd=root)
+    code, out, err = expman("run", str(cfg), "--no-resume", cwd=root)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "already has 6 recorded runs (6 completed); pass --resume" in err
+    assert "already has 6 recorded runs (6 completed); drop --no-resume" in err
     assert runs_of(root) == before
 
 
-def test_resume_of_a_finished_grid_runs_nothing(grid):
+@pytest.mark.parametrize("flags", [(), ("--resume",)], ids=["default", "explicit"])
+def test_running_a_finished_grid_again_runs_nothing(grid, flags):
     root, cfg, _, _, _ = grid
     before = runs_of(root)
-    code, out, _ = expman("run", str(cfg), "--resume", cwd=root)
+    code, out, _ = expman("run", str(cfg), *flags, cwd=root)
     assert code == 0
     assert "[3/6] grid-lr=0.1 run 1/2 seed 42 SKIPPED (COMPLETED before)" in out
     assert "6 runs: 6 skipped" in out
@@ -236,10 +237,10 @@ def test_fail_fast_stops_at_the_first_failure(tmp_path):
     assert [r.status for r in summary.results] == [RunStatus.FAILED, None, None, None]
     assert summary.exit_code == 1 and "1 failed, 3 not run" in summary.table()
     assert len(runs_of(tmp_path)) == 1
-    # Without resume an experiment with recorded runs is refused; force records the grid again.
+    # With resume=False an experiment with recorded runs is refused; force records the grid again.
     with pytest.raises(ConfigError, match="already has 1 recorded runs"):
-        Experiment.create(cfg).run(fail_fast=True)
-    again = Experiment.create(cfg).run(fail_fast=True, force=True)
+        Experiment.create(cfg).run(resume=False, fail_fast=True)
+    again = Experiment.create(cfg).run(resume=False, fail_fast=True, force=True)
     assert again.results[0].status is RunStatus.FAILED
     assert [r["status"] for r in runs_of(tmp_path)] == ["FAILED", "FAILED"]
 

@@ -19,7 +19,7 @@ from lightning_expman.pipeline import (
     register_pipeline,
     registered_pipelines,
 )
-from tests.test_experiment_support import runs_of, write_config
+from tests.experiment_support import runs_of, write_config
 
 
 class StopAfter(PipelineCallback):
