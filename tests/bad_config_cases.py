@@ -263,6 +263,11 @@ BAD_CONFIGS: list[BadConfig] = [
         ("base.yaml", "settings.trainer.logger", "trackers in env.yaml"),
     ),
     BadConfig(
+        "test_mode",
+        _base("  seed: 1\n", "  seed: 1\n  test: sometimes\n"),
+        ("base.yaml", "settings.test", "auto, true or false", "sometimes"),
+    ),
+    BadConfig(
         "pipeline_path_not_found",
         {"experiment.yaml": "name: x\nid: 1\npipeline: tests.tiny.NoSuchPipeline\n"},
         ("experiment.yaml", "pipeline", "'NoSuchPipeline' is not defined"),

@@ -54,7 +54,7 @@ TRAINER_PARAMS: tuple[str, ...] = (
 )  # fmt: skip
 """``lightning.Trainer.__init__`` parameter names (Lightning 2.6); a test keeps it in sync."""
 
-STANDARD_KEYS: tuple[str, ...] = ("seed", "model", "data", "trainer", "callbacks")
+STANDARD_KEYS: tuple[str, ...] = ("seed", "model", "data", "trainer", "callbacks", "test")
 """Top-level settings keys the standard pipeline reads."""
 
 CALLBACK_TYPES: tuple[str, ...] = ("early_stopping", "checkpoint", "metrics_tracker")
@@ -264,3 +264,6 @@ def validate_standard(settings: Mapping[str, Any]) -> None:
     _check_class(["data"], settings.get("data"), required=False)
     _check_trainer(settings.get("trainer"))
     _check_callbacks(settings.get("callbacks"))
+    test = settings.get("test", "auto")
+    if test not in ("auto", True, False):
+        raise SettingsIssue(["test"], f"must be auto, true or false (test after fit), got {short(test)}")

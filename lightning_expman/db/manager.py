@@ -37,7 +37,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee as pw
 from peewee import __exception_wrapper__ as _driver_errors
@@ -57,6 +57,9 @@ from .connect import (
     scrub,
 )
 from .migrations import Migration, ensure_schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..query import Query
 
 __all__ = ["DatabaseManager"]
 
@@ -218,6 +221,17 @@ class DatabaseManager:
     def database(self) -> pw.Database:
         """The underlying Peewee database (for read queries elsewhere, e.g. ``query.py``)."""
         return self._db
+
+    def query(self) -> Query:
+        """The read-side API (:class:`lightning_expman.query.Query`) on this database.
+
+        Example:
+            >>> db = DatabaseManager("sqlite:///expman_runs/expman.db")
+            >>> db.query().trial_summary("digits", "val_loss", "min")
+        """
+        from ..query import Query
+
+        return Query(self)
 
     def close(self) -> None:
         """Close the calling thread's connection (a later call reconnects; other threads close their own)."""
