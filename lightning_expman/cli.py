@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ConfigError, ExpmanError
+from .errors import ExpmanError
 
 # Modules contributing subcommands, in the order they appear in --help.
 COMMAND_MODULES = ("lightning_expman.cli_run", "lightning_expman.cli_read")
@@ -50,15 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as e:
-        print(f"expman: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ExpmanError as e:
+    except ExpmanError as e:  # ConfigError, DatabaseError...: one line, no traceback
         print(f"expman: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("expman: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` & co. that stopped reading: not an error. Point stdout at
+        # devnull so the interpreter's final flush doesn't raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

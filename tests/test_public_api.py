@@ -45,3 +45,21 @@ def test_database_manager_exposes_the_query_api(sqlite_url):
         db.create_experiment("cifar", "a study")
         titles = db.query().experiments().column("title")
     assert titles == ["cifar"]
+
+
+def test_cli_output_piped_into_a_closed_pipe_is_not_an_error(sqlite_url, tmp_path):
+    from lightning_expman.db import DatabaseManager
+
+    with DatabaseManager(sqlite_url) as db, db.transaction():
+        for i in range(3000):  # ~200 KB of output: more than a pipe buffer holds
+            db.create_experiment(f"experiment-{i}", "")
+    # `expman ls | head -1`: head exits after one line, expman must not print a traceback.
+    proc = subprocess.run(
+        f"{sys.executable} -m lightning_expman.cli ls --db {sqlite_url} | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout.split()[:2] == ["ID", "EXPERIMENT"]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
