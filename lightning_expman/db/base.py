@@ -1,0 +1,268 @@
+"""``ManagerBase``: the plumbing every part of :class:`~lightning_expman.db.manager.DatabaseManager`
+stands on — transactions, the retry on a lost connection, error translation, and small query helpers.
+
+Every write runs in one transaction through :meth:`ManagerBase.run_in_transaction`, which
+re-runs the whole transaction once on a new connection when a MySQL/PostgreSQL connection was
+lost (the server rolled the failed attempt back, so nothing is lost or written twice). Driver
+errors are translated here into :class:`~lightning_expman.errors.QueryError` /
+:class:`~lightning_expman.errors.ConnectionError`, chained with ``from``; unknown ids and
+duplicates raise :class:`QueryError` instead of silently doing nothing.
+
+The API methods live in mixins on top of this class (``writes.py``, ``reads.py``,
+``lifecycle.py``, ``bulk.py``); ``manager.py`` opens the database and composes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import peewee as pw
+
+from ..errors import ConnectionError, DatabaseError, QueryError
+from . import models as m
+from .connect import DatabaseURL, _connect_failed, describe, is_disconnect, mask_url, scrub
+from .values import _clean_per_label, _scrub_value
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .manager import DatabaseManager
+
+__all__ = ["ManagerBase"]
+
+log = logging.getLogger("lightning_expman.db.manager")  # the name it always had: log filters keep working
+
+T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=m.BaseModel)
+
+
+class ManagerBase:
+    """Transactions, retries, error translation and query helpers over one Peewee database.
+
+    Subclasses set ``_url``, ``_db``, ``_backend`` and ``_lock`` when they open the database.
+    """
+
+    _url: DatabaseURL
+    _db: pw.Database
+    _backend: str
+    _lock: threading.RLock | None
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password masked."""
+        return self._url.render()
+
+    # ------------------------------------------------------------------ transactions, errors
+
+    def _guard(self) -> threading.RLock | nullcontext:
+        return self._lock if self._lock is not None else nullcontext()
+
+    @contextmanager
+    def transaction(self) -> Iterator[DatabaseManager]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); nested use becomes a savepoint.
+
+        Manager methods called inside join it. Unlike :meth:`run_in_transaction` a lost
+        connection is not retried (a ``with`` body cannot be re-run).
+
+        Example:
+            >>> db = DatabaseManager("sqlite:///:memory:")
+            >>> with db.transaction():
+            ...     exp = db.create_experiment("e")
+            ...     trial = db.create_trial(exp.id, "t")
+        """
+        with self._guard():
+            try:
+                with self._db.atomic():
+                    yield self
+            except DatabaseError:
+                raise
+            except pw.PeeweeException as e:
+                raise self._translate(e, "transaction") from e
+
+    def run_in_transaction(self, fn: Callable[[], T], *, what: str = "transaction") -> T:
+        """Run ``fn()`` in one transaction and return its result.
+
+        If the connection was lost (MySQL 2006/2013/2055, a closed psycopg2 connection) before
+        the commit, the server has rolled the attempt back: reconnect and run the whole of ``fn``
+        again, once. A connection lost *during* COMMIT is not retried (the write may or may not
+        be stored) and raises ConnectionError saying so. Inside an open transaction ``fn`` simply
+        joins it.
+
+        Args:
+            fn: does the writes through Peewee or ``self.database``; must be safe to re-run.
+            what: what is being done, for error messages.
+
+        Raises:
+            QueryError: a query failed (constraint violation, unknown id...).
+            ConnectionError: the connection could not be re-established.
+        """
+        return self._run(fn, what, write=True)
+
+    def _run(self, fn: Callable[[], T], what: str, *, write: bool) -> T:
+        with self._guard():
+            if self._db.in_transaction():  # the outer transaction owns commit and retry
+                try:
+                    return fn()
+                except DatabaseError:
+                    raise
+                except Exception as e:
+                    if not self._is_db_error(e):
+                        raise
+                    raise self._translate(e, what) from e
+            for attempt in (1, 2):
+                done = False
+                try:
+                    if not write:
+                        return fn()
+                    with self._db.atomic():
+                        result = fn()
+                        done = True  # from here on a failure is in COMMIT
+                    return result
+                except DatabaseError:
+                    raise
+                except Exception as e:
+                    if not self._is_db_error(e):
+                        raise
+                    lost = is_disconnect(self._db, e)
+                    if lost and attempt == 1 and not done:
+                        log.warning(
+                            "lost the connection to %s during %s; reconnecting and retrying", self.url, what
+                        )
+                        self._reconnect()
+                        continue
+                    if lost and done:
+                        raise ConnectionError(
+                            f"{what}: lost the connection to {self._url.address} ({self.url}) during COMMIT, "
+                            f"so the write may or may not be stored; check the data and retry"
+                        ) from e
+                    raise self._translate(e, what) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, fn: Callable[[], T], what: str) -> T:
+        return self._run(fn, what, write=False)
+
+    def _reconnect(self) -> None:
+        try:
+            self._db.close()
+        except Exception:  # the driver may refuse to close a dead socket; Peewee resets its state anyway
+            pass
+        try:
+            self._db.connect(reuse_if_open=True)
+        except Exception as e:
+            raise _connect_failed(self._url, e) from e
+
+    @staticmethod
+    def _is_db_error(e: BaseException) -> bool:
+        module = type(e).__module__ or ""
+        return isinstance(e, pw.PeeweeException) or module.split(".")[0] in ("pymysql", "psycopg2", "sqlite3")
+
+    def _translate(self, e: BaseException, what: str) -> DatabaseError:
+        cause = getattr(e, "orig", None) or e
+        detail = scrub(describe(e), self._url)
+        if self._db.is_closed():  # this thread's (auto)connect itself failed
+            return _connect_failed(self._url, e)
+        if is_disconnect(self._db, e):
+            return ConnectionError(
+                f"{what}: lost the connection to {self._url.address} ({self.url}): {detail}; "
+                f"check that the server is up and retry"
+            )
+        if isinstance(e, pw.IntegrityError) or type(cause).__name__ == "IntegrityError":
+            hint = "the row already exists or refers to an id that does not exist"
+        elif "locked" in detail.lower():
+            hint = "another process held the write lock for more than 30 s; retry, or use a server database"
+        else:
+            hint = "check the value and the database"
+        return QueryError(f"{what} failed on {self.url}: {detail}; {hint}")
+
+    # ------------------------------------------------------------------ query helpers
+
+    def _insert(self, model: type[ModelT], **values: Any) -> ModelT:
+        """INSERT through this manager's database and return the instance (with its new id)."""
+        inst = model(**values)
+        new_id = model.insert(inst.__data__).execute(self._db)
+        pk = model._meta.primary_key
+        if isinstance(pk, pw.AutoField) and new_id is not None:
+            setattr(inst, pk.name, new_id)
+        inst._dirty.clear()
+        return inst
+
+    def _require(self, model: type[m.BaseModel], pk: int, label: str) -> None:
+        field = model._meta.primary_key
+        if not model.select(field).where(field == pk).exists(self._db):
+            raise QueryError(
+                f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id"
+            )
+
+    def _epoch_exists(self, trial_run_id: int, epoch_idx: int) -> bool:
+        q = m.Epoch.select(m.Epoch.idx).where(
+            (m.Epoch.trial_run == trial_run_id) & (m.Epoch.idx == epoch_idx)
+        )
+        return q.exists(self._db)
+
+    def _require_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
+        if not self._epoch_exists(trial_run_id, epoch_idx):
+            self._require(m.TrialRun, trial_run_id, "trial run")
+            raise QueryError(
+                f"epoch {epoch_idx} of trial run {trial_run_id} does not exist in {self.url}; "
+                f"call create_epoch({epoch_idx}, {trial_run_id}) first"
+            )
+
+    def _insert_link(self, model: type[m.BaseModel], label: str, **values: Any) -> m.BaseModel:
+        where = [getattr(model, k) == v for k, v in values.items()]
+        if model.select().where(*where).exists(self._db):
+            args = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise QueryError(f"{label} ({args}) is already linked in {self.url}")
+        return self._insert(model, **values)
+
+    def _ensure_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
+        # INSERT IGNORE would also swallow a foreign-key error on MySQL: check the run first.
+        self._require(m.TrialRun, trial_run_id, "trial run")
+        m.Epoch.insert(idx=epoch_idx, trial_run=trial_run_id).on_conflict_ignore().execute(self._db)
+
+    def _ensure_results(self, trial_run_id: int) -> None:
+        self._require(m.TrialRun, trial_run_id, "trial run")
+        m.Results.insert(trial_run=trial_run_id).on_conflict_ignore().execute(self._db)
+
+    def _select(self, query: pw.ModelSelect) -> list:
+        return list(query.execute(self._db))
+
+    def _update_run(self, trial_run_id: int, values: Mapping[Any, Any]) -> m.TrialRun:
+        """UPDATE one TRIAL_RUN row and return it as stored (the caller checked that it exists)."""
+        m.TrialRun.update(values).where(m.TrialRun.id == trial_run_id).execute(self._db)
+        return m.TrialRun.select().where(m.TrialRun.id == trial_run_id).get(self._db)
+
+    # ------------------------------------------------------------------ row builders (secrets masked)
+
+    def _insert_experiment(
+        self, title: str, desc: str, config: Mapping[str, Any] | None, config_hash: str | None, tags: Any
+    ) -> m.Experiment:
+        return self._insert(
+            m.Experiment,
+            title=title,
+            desc=desc or "",
+            config=_scrub_value(config),
+            config_hash=config_hash,
+            tags=_scrub_value(tags),
+        )
+
+    def _insert_trial(
+        self, experiment_id: int, name: str, config: Mapping[str, Any] | None, tags: Any
+    ) -> m.Trial:
+        return self._insert(
+            m.Trial, experiment=experiment_id, name=name, config=_scrub_value(config), tags=_scrub_value(tags)
+        )
+
+    def _insert_metric(self, name: str, total_val: float | None, per_label_val: Any) -> m.MetricRecord:
+        """A METRIC row: NaN/inf stored as NULL, in the total and in the per-label values."""
+        return self._insert(
+            m.MetricRecord,
+            type=name,
+            total_val=m.finite_or_none(total_val),
+            per_label_val=_clean_per_label(per_label_val),
+        )
+
+    def _insert_artifact(self, artifact_type: str, location: str) -> m.Artifact:
+        """An ARTIFACT row; a URL's password in ``location`` is masked."""
+        return self._insert(m.Artifact, type=str(artifact_type), location=mask_url(str(location)))

@@ -1,0 +1,196 @@
+"""The experiment runner: every trial x repeat of a config folder as one recorded trial run.
+
+``Experiment.create(config_dir)`` loads and validates the folder (see :mod:`lightning_expman.config`);
+``Experiment.run()`` executes the runs serially or in local worker processes and returns an
+:class:`ExperimentSummary`.
+
+Per run *k* (1..repeat) of a trial: the seed is ``settings.seed + k - 1``
+(``seed_everything(seed, workers=True)`` before the pipeline is built), the workspace gets
+``<workspace>/<experiment>/trials/<trial>/run_<k>/``, the resolved config is saved at every level,
+and one TRIAL_RUN is recorded through env.yaml's trackers (EXPERIMENT and TRIAL are opened by the
+runner; the experiment's config and ``config_hash`` are stored with it).
+
+Decisions where the issue is silent:
+
+* **Failures.** A run that raises — even while its model is being built — is recorded FAILED with
+  the error text, and the grid goes on (``fail_fast=True`` stops after the first failure; runs not
+  started are reported as not run).
+* **Resume** (``resume=True``, the default: running a grid again never repeats finished work)
+  looks at the latest recorded run of each (trial, repeat): COMPLETED
+  and STOPPED runs are skipped (no new row; reported SKIPPED in the summary), FAILED and ABORTED
+  runs are run again (a new row; the old one stays as history), RUNNING runs are run again only
+  when their heartbeat is older than ``stale_after`` seconds (default 120; a fresher one is
+  assumed to be running elsewhere and is skipped). A changed configuration (``config_hash``
+  differs from the stored experiment's) is refused with a one-line :class:`ConfigError` unless
+  ``force=True``, which then stores the new config and hash.
+* **Running into an existing experiment with ``resume=False``** (``--no-resume``) is refused when it
+  already has recorded runs; ``force=True`` then records the whole grid again as new rows.
+* **Workers.** ``workers=N`` runs trial runs in N ``spawn`` processes; each opens its own trackers
+  (and database connection). The parent creates the experiment and trial rows first, so the rows
+  are the same as a serial run's. The working directory is importable in workers as in the parent.
+* **Ctrl-C** ends the current run(s) ABORTED (recorded), stops the grid and returns a summary with
+  ``interrupted=True`` (the CLI exits 130).
+
+Example:
+    >>> from lightning_expman import Experiment
+    >>> experiment = Experiment.create("configs/digits", overrides=["trainer.max_epochs=2"])
+    >>> summary = experiment.run(workers=2)
+    >>> print(summary.table())
+    >>> summary.exit_code
+    0
+
+Layout:
+
+* ``__init__.py``: :class:`Experiment` (loading, planning, :meth:`Experiment.run`);
+* ``results.py``: :class:`RunResult`, :class:`ExperimentSummary`;
+* ``plan.py``: the grid as picklable jobs, plain configs, the database URL;
+* ``ledger.py``: what the database holds already (resume, refusals);
+* ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
+* ``workers.py``: parallel runs in spawned worker processes;
+* ``logs.py``: Lightning's console output and per-run log files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..enums import RunStatus
+from ..errors import ConfigError
+from .ledger import _Ledger
+from .plan import _Job, _masked, new_result, plan_jobs, spec_db_url
+from .results import ExperimentSummary, RunResult
+from .runner import _sigterm_as_interrupt, run_serial
+from .workers import run_parallel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ExperimentSpec
+
+__all__ = ["DEFAULT_STALE_AFTER", "Experiment", "ExperimentSummary", "RunResult", "spec_db_url"]
+
+DEFAULT_STALE_AFTER = 120.0
+"""Seconds without a heartbeat after which a RUNNING run is considered crashed (resume re-runs it)."""
+
+
+class Experiment:
+    """A loaded experiment: its spec (trials expanded from grids) and the pipeline factory.
+
+    Create it with :meth:`create`; run it with :meth:`run`.
+
+    Attributes:
+        spec: the validated :class:`~lightning_expman.config.ExperimentSpec`.
+        factory: the pipeline factory (:class:`~lightning_expman.pipeline.PipelineFactory` or a
+            subclass / object with the same ``create(name, config, env, id)``).
+    """
+
+    def __init__(self, spec: ExperimentSpec, factory: Any = None) -> None:
+        if factory is None:
+            from ..pipeline import PipelineFactory
+
+            factory = PipelineFactory
+        self.spec = spec
+        self.factory = factory
+
+    @classmethod
+    def create(
+        cls,
+        config_dir: str | Path,
+        factory: Any = None,
+        *,
+        overrides: list[str] | None = None,
+        db_url: str | None = None,
+    ) -> Experiment:
+        """Load ``config_dir`` (env.yaml, experiment.yaml, base.yaml, trials.yaml).
+
+        Args:
+            config_dir: the config folder.
+            factory: pipeline factory for custom pipelines (default: :class:`PipelineFactory`).
+            overrides: ``key=value`` settings overrides (as ``expman run --set``).
+            db_url: database URL replacing env.yaml's db tracker URL.
+
+        Raises:
+            ConfigError: one line naming the file, key and bad value. Nothing is written.
+        """
+        from ..config import load
+
+        return cls(load(config_dir, overrides=list(overrides or []), db_url=db_url), factory)
+
+    @property
+    def db_url(self) -> str | None:
+        """The URL of env.yaml's db tracker (``None`` when none is configured)."""
+        return spec_db_url(self.spec)
+
+    # -- running
+    def run(
+        self,
+        resume: bool = True,
+        workers: int = 1,
+        fail_fast: bool = False,
+        force: bool = False,
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        on_result: Callable[[RunResult], None] | None = None,
+    ) -> ExperimentSummary:
+        """Run every trial x repeat (see the module docstring for resume/force/workers semantics).
+
+        Args:
+            resume: skip runs already COMPLETED/STOPPED, re-run FAILED/ABORTED/stale RUNNING ones
+                (default). ``False`` refuses an experiment that already has recorded runs.
+            workers: number of local worker processes (1 = in this process).
+            fail_fast: stop after the first FAILED run.
+            force: with ``resume``, accept a changed configuration; without it, run the whole grid
+                again even though the experiment already has recorded runs.
+            stale_after: seconds without heartbeat after which a RUNNING run counts as crashed.
+            on_result: called with each :class:`RunResult` as it is known (progress output).
+
+        Returns:
+            The :class:`ExperimentSummary`.
+
+        Raises:
+            ConfigError: a bad ``workers`` value, a changed config on resume without ``force``,
+                or existing runs without ``resume``/``force``.
+        """
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}", key="workers")
+        started = time.perf_counter()
+        jobs = plan_jobs(self.spec)
+        total = len(jobs)
+        ledger = _Ledger.open(self.db_url)
+        try:
+            previous = ledger.plan(self.spec, resume=resume, force=force, stale_after=stale_after)
+        finally:
+            ledger.close()
+
+        results: dict[int, RunResult] = {}
+        todo: list[_Job] = []
+        for job in jobs:
+            trial = self.spec.trials[job.trial_pos]
+            prev = previous.get((trial.name, job.repeat_idx))
+            if prev is not None:
+                result = new_result(self.spec, job, total)
+                result.status, result.previous, result.run_id = RunStatus.SKIPPED, prev[0], prev[1]
+                results[job.index] = result
+                if on_result:
+                    on_result(result)
+            else:
+                todo.append(job)
+
+        interrupted = False
+        workdir = ""
+        if todo:
+            workers = min(workers, len(todo))
+            execute = run_serial if workers == 1 else run_parallel
+            with _sigterm_as_interrupt():
+                interrupted, workdir = execute(self, todo, total, workers, fail_fast, results, on_result)
+        for job in jobs:
+            results.setdefault(job.index, new_result(self.spec, job, total))
+        return ExperimentSummary(
+            experiment=self.spec.name,
+            results=[results[j.index] for j in jobs],
+            workdir=workdir or str(self.spec.workspace / self.spec.name),
+            db_url=_masked(self.db_url),
+            interrupted=interrupted,
+            elapsed=time.perf_counter() - started,
+        )

@@ -1,0 +1,75 @@
+"""The grid as jobs: one small picklable job per (trial, repeat), the result it starts from,
+and what the runner reads off the spec (plain configs, the database URL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .results import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One (trial, repeat) to execute; small and picklable (sent to workers)."""
+
+    index: int
+    trial_pos: int
+    repeat_idx: int
+    seed: int
+
+
+def plan_jobs(spec: ExperimentSpec) -> list[_Job]:
+    """Every (trial, repeat) of the grid in trial-major order."""
+    return [
+        _Job(index=i, trial_pos=run.trial.index, repeat_idx=run.repeat_idx, seed=run.seed)
+        for i, run in enumerate(spec.runs(), 1)
+    ]
+
+
+def new_result(spec: ExperimentSpec, job: _Job, total: int) -> RunResult:
+    """The result of ``job`` before it runs (status ``None``: not run)."""
+    trial = spec.trials[job.trial_pos]
+    return RunResult(
+        index=job.index,
+        total=total,
+        trial=trial.name,
+        repeat_idx=job.repeat_idx,
+        repeat=trial.repeat,
+        seed=job.seed,
+        params=dict(_plain(trial.params) or {}),
+    )
+
+
+def spec_db_url(spec: ExperimentSpec) -> str | None:
+    """The URL of the experiment's db tracker (``None`` when env.yaml configures none)."""
+    for tracker in _plain(spec.env.trackers) or []:
+        if isinstance(tracker, dict) and str(tracker.get("type", "")).lower() == "db":
+            return tracker.get("url") or f"sqlite:///{spec.workspace / 'expman.db'}"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _container(cfg: Any) -> Any:
+    """Plain, resolved, secrets masked: what is stored in the database."""
+    from ..config import mask_secrets
+
+    return mask_secrets(_plain(cfg))
+
+
+def _masked(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from ..db.connect import mask_url
+
+    return mask_url(url)

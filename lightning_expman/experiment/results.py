@@ -1,0 +1,161 @@
+"""What :meth:`~lightning_expman.experiment.Experiment.run` reports: one :class:`RunResult` per
+(trial, repeat) and the :class:`ExperimentSummary` with its table and exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..enums import RunStatus
+
+__all__ = ["ExperimentSummary", "RunResult"]
+
+
+@dataclass
+class RunResult:
+    """The outcome of one (trial, repeat) of the grid.
+
+    Attributes:
+        index: 1-based position in the grid (trial-major order).
+        total: number of runs in the grid.
+        trial: trial name.
+        repeat_idx: 1..repeat.
+        repeat: the trial's repeat count.
+        seed: the run's seed.
+        params: the trial's grid values (``{"model.init_args.lr": 0.1}``).
+        status: the recorded status; SKIPPED when resume skipped it; ``None`` when it was not run
+            (fail-fast or Ctrl-C stopped the grid first).
+        elapsed: seconds the run took (0 when skipped / not run).
+        error: the error text of a FAILED/ABORTED run.
+        run_id: the database id of the trial_run row, when a db tracker recorded it.
+        previous: for SKIPPED runs, the status recorded before.
+    """
+
+    index: int
+    total: int
+    trial: str
+    repeat_idx: int
+    repeat: int
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus | None = None
+    elapsed: float = 0.0
+    error: str | None = None
+    run_id: int | None = None
+    previous: RunStatus | None = None
+
+    @property
+    def status_text(self) -> str:
+        if self.status is None:
+            return "NOT RUN"
+        if self.status is RunStatus.SKIPPED and self.previous is RunStatus.RUNNING:
+            return "SKIPPED (RUNNING elsewhere)"
+        if self.status is RunStatus.SKIPPED and self.previous is not None:
+            return f"SKIPPED ({self.previous.value} before)"
+        return self.status.value
+
+    def progress_line(self) -> str:
+        """``[3/8] lr=0.1-hidden=32 run 1/2 seed 43 COMPLETED 4.2s``."""
+        line = (
+            f"[{self.index}/{self.total}] {self.trial} run {self.repeat_idx}/{self.repeat} "
+            f"seed {self.seed} {self.status_text}"
+        )
+        if self.status not in (None, RunStatus.SKIPPED):
+            line += f" {self.elapsed:.1f}s"
+        if self.error and self.status in (RunStatus.FAILED, RunStatus.ABORTED):
+            line += f": {_one_line(self.error)}"
+        return line
+
+
+@dataclass
+class ExperimentSummary:
+    """What :meth:`Experiment.run` did.
+
+    Attributes:
+        experiment: the experiment's name.
+        results: one :class:`RunResult` per (trial, repeat), in grid order.
+        workdir: the experiment's workspace directory.
+        db_url: the database the runs were recorded in (password masked), if any.
+        interrupted: Ctrl-C stopped the grid.
+        elapsed: wall time of the whole run in seconds.
+    """
+
+    experiment: str
+    results: list[RunResult]
+    workdir: str = ""
+    db_url: str | None = None
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+    def count(self, status: RunStatus | None) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if r.status is RunStatus.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Every run completed or stopped early (now or, for skipped runs, before)."""
+        return not self.interrupted and all(
+            r.status in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.SKIPPED) for r in self.results
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """0 every run completed/stopped early; 1 a run failed (or was not run); 130 interrupted."""
+        if self.interrupted:
+            return 130
+        return 0 if self.ok else 1
+
+    def counts_line(self) -> str:
+        parts = [
+            f"{self.count(s)} {s.value.lower()}"
+            for s in (
+                RunStatus.COMPLETED,
+                RunStatus.STOPPED,
+                RunStatus.FAILED,
+                RunStatus.ABORTED,
+                RunStatus.SKIPPED,
+            )
+            if self.count(s)
+        ]
+        if self.count(None):
+            parts.append(f"{self.count(None)} not run")
+        return ", ".join(parts) or "no runs"
+
+    def table(self) -> str:
+        """A plain-text table: one line per run, then the totals."""
+        header = ("#", "trial", "run", "seed", "status", "time", "run id")
+        rows = [
+            (
+                str(r.index),
+                r.trial,
+                f"{r.repeat_idx}/{r.repeat}",
+                str(r.seed),
+                r.status_text,
+                f"{r.elapsed:.1f}s" if r.status not in (None, RunStatus.SKIPPED) else "-",
+                str(r.run_id) if r.run_id is not None else "-",
+            )
+            for r in self.results
+        ]
+        widths = [
+            max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)
+        ]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        lines.append(
+            f"{self.experiment}: {len(self.results)} runs: {self.counts_line()} in {self.elapsed:.1f}s"
+            + (" (interrupted)" if self.interrupted else "")
+        )
+        if self.workdir:
+            lines.append(f"workspace: {self.workdir}")
+        if self.db_url:
+            lines.append(f"database:  {self.db_url}")
+        return "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,360 @@
+"""Executing runs in this process: :class:`_Runner` opens the levels and trackers and runs one job
+at a time, recording every outcome (failures and Ctrl-C included). Serial runs use it in the
+parent (:func:`run_serial`), parallel runs in each worker process (``workers.py``), so the
+recorded rows are the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..enums import Level, RunStatus
+from ..tracking.base import Tracker, TrackerManager, status_for_exception
+from .logs import _lightning_log_to, _quiet_lightning
+from .plan import _container, _Job, _plain, new_result
+from .results import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ExperimentSpec, TrialSpec
+    from ..workspace import Environment
+    from . import Experiment
+
+log = logging.getLogger(__name__)
+
+
+class _RunProbe(Tracker):
+    """Listens to TRIAL_RUN events so the runner knows what was recorded, whoever opened the run.
+
+    The Lightning pipeline's logger opens and ends TRIAL_RUN itself; a custom pipeline's run is
+    opened by the runner; a run whose model fails to build never opens one. The probe tells them
+    apart and captures the recorded status, error and database id.
+    """
+
+    def __init__(self, manager: TrackerManager, on_open: Callable[[int | None], None] | None = None) -> None:
+        self.manager = manager
+        self.on_open = on_open  # workers tell the parent which row they are writing
+        self.reset()
+
+    def reset(self) -> None:
+        self.opened = False
+        self.ended = False
+        self.status: RunStatus | None = None
+        self.error: str | None = None
+        self.run_id: int | None = None
+
+    def on_create(self, level: Level, **kwargs: Any) -> None:
+        if level is Level.TRIAL_RUN:
+            self.reset()
+            self.opened = True
+            self.run_id = _db_run_id(self.manager)
+            if self.on_open is not None:
+                self.on_open(self.run_id)
+
+    def on_end(self, level: Level, **kwargs: Any) -> None:
+        if level is Level.TRIAL_RUN and self.opened:
+            self.ended = True
+            self.status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
+            self.error = kwargs.get("error")
+
+
+def _db_tracker(manager: TrackerManager) -> Any:
+    from ..tracking.db import DBTracker
+
+    return manager.get(DBTracker)
+
+
+def _db_run_id(manager: TrackerManager) -> int | None:
+    tracker = _db_tracker(manager)
+    return getattr(tracker, "trial_run_id", None)
+
+
+class _Runner:
+    """Executes jobs in the current process: owns the environment, trackers and open levels.
+
+    Used in the parent for serial runs and in each worker process for parallel ones, so the
+    recorded rows are the same either way.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        factory: Any,
+        *,
+        save_configs: bool = True,
+        on_run_open: Callable[[int | None], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.factory = factory
+        self.save_configs = save_configs  # workers: the parent already saved them
+        self.on_run_open = on_run_open
+        self.env: Environment | None = None
+        self.exp_env: Environment | None = None
+        self.manager: TrackerManager | None = None
+        self.probe: _RunProbe | None = None
+        self._trial_pos: int | None = None
+        self._trial_env: Environment | None = None
+        self._pipeline: Any = None
+
+    # -- levels
+    def open(self) -> None:
+        from ..workspace import Environment
+
+        spec = self.spec
+        self.env = Environment.from_config(spec.env)
+        manager = TrackerManager.from_config(_plain(spec.env.trackers) or [], workspace=str(self.env.workdir))
+        self.probe = _RunProbe(manager, self.on_run_open)
+        manager.add_tracker(self.probe)
+        self.env.tracker_manager = manager
+        self.manager = manager
+        self.exp_env = self.env.create_child(spec.name)
+        if self.save_configs:
+            self.exp_env.save_config(spec, "experiment.yaml")
+        manager.on_create(
+            Level.EXPERIMENT,
+            name=spec.name,
+            desc=spec.desc or "",
+            config=spec.to_container(),
+            config_hash=spec.config_hash,
+            tags=_plain(spec.tags),
+            workdir=str(self.exp_env.workdir),
+        )
+        manager.on_start(Level.EXPERIMENT)
+
+    def _enter_trial(self, trial_pos: int) -> Environment:
+        if self._trial_pos == trial_pos and self._trial_env is not None:
+            return self._trial_env
+        self._leave_trial()
+        assert self.exp_env is not None and self.manager is not None
+        trial = self.spec.trials[trial_pos]
+        trial_env = self.exp_env.create_child(trial.name)
+        if self.save_configs:
+            trial_env.save_config(trial, "trial.yaml")
+        self.manager.on_create(
+            Level.TRIAL,
+            name=trial.name,
+            config=_container(trial.settings),
+            tags=_plain(trial.tags),
+            workdir=str(trial_env.workdir),
+        )
+        self.manager.on_start(Level.TRIAL)
+        self._trial_pos, self._trial_env = trial_pos, trial_env
+        return trial_env
+
+    def _leave_trial(self, status: RunStatus = RunStatus.COMPLETED) -> None:
+        if self._trial_env is None:
+            return
+        trial_env, self._trial_env, self._trial_pos = self._trial_env, None, None
+        try:
+            if self.manager is not None:
+                self.manager.on_end(Level.TRIAL, status=status)
+        finally:
+            _close_env(trial_env)
+
+    def close(self, status: RunStatus = RunStatus.COMPLETED) -> None:
+        try:
+            self._leave_trial(status)
+            if self.manager is not None:
+                self.manager.on_end(Level.EXPERIMENT, status=status)
+        finally:
+            if self.manager is not None:
+                self.manager.close()
+            for env in (self.exp_env, self.env):
+                _close_env(env)
+
+    # -- one run
+    def run_job(self, job: _Job, total: int) -> RunResult:
+        """Execute one job; never raises except for Ctrl-C (after recording the run ABORTED)."""
+        from omegaconf import OmegaConf
+
+        trial = self.spec.trials[job.trial_pos]
+        result = new_result(self.spec, job, total)
+        start = time.perf_counter()
+        assert self.manager is not None and self.probe is not None
+        self.probe.reset()
+        pipeline = None
+        interrupt: BaseException | None = None
+        run_info: dict[str, Any] = {}
+        run_env: Environment | None = None
+        original_sigint = signal.getsignal(signal.SIGINT)
+        try:
+            trial_env = self._enter_trial(job.trial_pos)
+            run_env = trial_env.create_child(f"run_{job.repeat_idx}")
+            config = OmegaConf.create(OmegaConf.to_container(trial.settings, resolve=True))
+            config.seed = job.seed
+            run_env.save_config(config)
+            run_info = {
+                "repeat_idx": job.repeat_idx,
+                "seed": job.seed,
+                "config": _container(config),
+                # The logger / collect_context add versions, host, git commit and argv to this.
+                "context": {"config_dir": str(self.spec.source_dir), "params": result.params},
+                "tags": _plain(trial.tags),
+                "workdir": str(run_env.workdir),
+            }
+            with _lightning_log_to(run_env):
+                status = self._execute(run_env, config, run_info, trial)
+            pipeline = self._pipeline
+        except BaseException as e:
+            status = status_for_exception(e)
+            if status is RunStatus.STOPPED:
+                status = RunStatus.FAILED  # a StopIteration escaping a pipeline is a bug, not early stopping
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                interrupt = e
+            error = f"{type(e).__name__}: {e}"
+            pipeline = self._pipeline
+            logger = getattr(pipeline, "env", None) or self._trial_env or self.exp_env
+            _logger_of(logger).error(
+                "run %s/%s of %s %s: %s", job.repeat_idx, trial.repeat, trial.name, status, error
+            )
+            self._record_failure(run_info, status, error)
+        finally:
+            # Lightning ignores SIGINT after a Ctrl-C during fit; restore the handler for the next run.
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGINT, original_sigint)
+            _close_env(run_env)
+        result.elapsed = time.perf_counter() - start
+        result.status = self.probe.status if self.probe.ended else status
+        result.error = self.probe.error if self.probe.ended else None
+        if result.error is None and result.status in (RunStatus.FAILED, RunStatus.ABORTED):
+            result.error = getattr(pipeline, "error", None)
+        result.run_id = self.probe.run_id
+        if interrupt is not None:
+            result.status = RunStatus.ABORTED
+        if self.exp_env is not None:
+            self.exp_env.logger.info("%s", result.progress_line())
+        if interrupt is not None:
+            raise _Interrupted(result) from interrupt
+        return result
+
+    def _execute(
+        self, run_env: Environment, config: Any, run_info: dict[str, Any], trial: TrialSpec
+    ) -> RunStatus:
+        """Build the pipeline and run it; the Lightning pipeline's logger records the TRIAL_RUN,
+        the runner records it for custom pipelines."""
+        from ..pipeline import LightningPipeline
+
+        assert self.manager is not None and self.probe is not None
+        self._pipeline = None
+        _seed_everything(run_info["seed"])
+        pipeline = self._pipeline = self.factory.create(self.spec.pipeline, config, run_env, trial.id)
+        pipeline.run_info = run_info
+        if isinstance(pipeline, LightningPipeline):
+            return pipeline.run(config)
+        from ..lightning.context import collect_context
+
+        run_info["context"] = collect_context(seed=run_info["seed"], extra=run_info["context"])
+        self.manager.on_create(Level.TRIAL_RUN, **run_info)
+        self.manager.on_start(Level.TRIAL_RUN)
+        status = pipeline.run(config)
+        status = RunStatus.parse(status) if status is not None else RunStatus.COMPLETED
+        if not self.probe.ended:
+            self.manager.on_end(Level.TRIAL_RUN, status=status, error=getattr(pipeline, "error", None))
+        return status
+
+    def _record_failure(self, run_info: dict[str, Any], status: RunStatus, error: str) -> None:
+        """Make sure a failed run has a finished TRIAL_RUN row (even one that never started)."""
+        assert self.manager is not None and self.probe is not None
+        try:
+            if not self.probe.opened:
+                if not run_info:  # failed before the run could even be described
+                    return
+                self.manager.on_create(Level.TRIAL_RUN, **run_info)
+                self.manager.on_start(Level.TRIAL_RUN)
+            if not self.probe.ended:
+                self.manager.on_end(Level.TRIAL_RUN, status=status, error=error)
+            elif status is RunStatus.ABORTED and self.probe.status is not RunStatus.ABORTED:
+                # Lightning reports Ctrl-C to loggers as a plain failure: correct the row.
+                self._set_status(self.probe.run_id, status, error)
+                self.probe.status = status
+        except Exception as e:  # recording must not hide the run's own error
+            log.error("could not record the failed run: %s", e)
+
+    def _set_status(self, run_id: int | None, status: RunStatus, error: str | None) -> None:
+        tracker = _db_tracker(self.manager) if self.manager is not None else None
+        if tracker is None or run_id is None:
+            return
+        tracker.manager.finish_trial_run(run_id, status.value, error=error)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during a run; carries the (recorded ABORTED) result."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def _seed_everything(seed: int) -> None:
+    from lightning.fabric.utilities.seed import seed_everything
+
+    seed_everything(int(seed), workers=True, verbose=False)
+
+
+def _logger_of(env: Any) -> logging.Logger:
+    return getattr(env, "logger", None) or log
+
+
+def _close_env(env: Any) -> None:
+    if env is not None and hasattr(env, "close"):
+        try:
+            env.close()
+        except Exception as e:  # pragma: no cover - closing log files
+            log.debug("closing environment failed: %s", e)
+
+
+def run_serial(
+    experiment: Experiment,
+    todo: list[_Job],
+    total: int,
+    workers: int,
+    fail_fast: bool,
+    results: dict[int, RunResult],
+    on_result: Callable[[RunResult], None] | None,
+) -> tuple[bool, str]:
+    """Run ``todo`` one after the other in this process; returns ``(interrupted, workdir)``."""
+    runner = _Runner(experiment.spec, experiment.factory)
+    interrupted = False
+    with _quiet_lightning(bool(getattr(experiment.spec.env, "verbose", False))):
+        try:
+            runner.open()
+            for job in todo:
+                try:
+                    result = runner.run_job(job, total)
+                except _Interrupted as e:
+                    result, interrupted = e.result, True
+                results[job.index] = result
+                if on_result:
+                    on_result(result)
+                if interrupted or (fail_fast and result.status is RunStatus.FAILED):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True  # between runs: nothing is open below TRIAL
+        finally:
+            runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
+    return interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else ""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the runs like Ctrl-C does (recorded ABORTED, grid stopped), not silently.
+
+    During a fit Lightning's own SIGTERM handler calls this one too (it chains existing handlers).
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,264 @@
+"""Parallel runs in local ``spawn`` worker processes: the parent's event loop
+(:func:`run_parallel`), each worker's entry point (:func:`_worker_main`), and recording a run
+whose worker died.
+
+Each worker opens its own trackers and database connection; the parent creates the experiment
+and trial rows first, so the rows are the same as a serial run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..enums import RunStatus
+from ..errors import ExpmanError
+from .logs import _quiet_lightning
+from .plan import _Job, new_result, plan_jobs
+from .results import RunResult
+from .runner import _Interrupted, _raise_interrupt, _Runner
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ExperimentSpec
+    from . import Experiment
+
+log = logging.getLogger(__name__)
+
+
+def _worker_main(
+    spec: ExperimentSpec,
+    factory: Any,
+    total: int,
+    tasks: Any,
+    results: Any,
+    stop: Any,
+    ready: Any,
+    worker_id: int,
+    workers: int,
+) -> None:
+    """Entry point of a worker process (spawned): run jobs from ``tasks`` until a ``None``.
+
+    Imports torch/lightning first, then waits until the parent has created the experiment and
+    trial rows (``ready``). Each worker uses ``cpu_count // workers`` torch threads (at least 1)
+    so that N workers do not oversubscribe the cores.
+    """
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C is enough; let cleanup finish
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    runner = _Runner(
+        spec, factory, save_configs=False, on_run_open=lambda run_id: results.put(("run", worker_id, run_id))
+    )
+    status = RunStatus.COMPLETED
+    quiet = contextlib.ExitStack()
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        quiet.enter_context(_quiet_lightning(bool(getattr(spec.env, "verbose", False))))
+        ready.wait()
+        if stop.is_set():
+            return
+        runner.open()
+        while not stop.is_set():
+            job = tasks.get()
+            if job is None:
+                break
+            results.put(("start", worker_id, job.index))
+            try:
+                result = runner.run_job(job, total)
+            except _Interrupted as e:
+                results.put(("done", worker_id, e.result))
+                status = RunStatus.ABORTED
+                break
+            results.put(("done", worker_id, result))
+    except KeyboardInterrupt:
+        status = RunStatus.ABORTED
+    except BaseException as e:
+        results.put(("error", worker_id, f"{type(e).__name__}: {e}"))
+        status = RunStatus.FAILED
+    finally:
+        try:
+            runner.close(status)
+        except BaseException as e:
+            results.put(("error", worker_id, f"closing trackers failed: {type(e).__name__}: {e}"))
+        quiet.close()
+        results.put(("exit", worker_id, None))
+        # Everything is closed and flushed above; skip the interpreter's teardown of torch and
+        # lightning (about a second per worker, on the critical path of every parallel run).
+        results.close()
+        results.join_thread()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0 if status is not RunStatus.FAILED else 1)
+
+
+def run_parallel(
+    experiment: Experiment,
+    todo: list[_Job],
+    total: int,
+    workers: int,
+    fail_fast: bool,
+    results: dict[int, RunResult],
+    on_result: Callable[[RunResult], None] | None,
+) -> tuple[bool, str]:
+    """Run ``todo`` in ``workers`` spawned processes; returns ``(interrupted, workdir)``."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    tasks, events, stop, ready = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
+    for job in todo:
+        tasks.put(job)
+    for _ in range(workers):
+        tasks.put(None)
+    # Workers start first: importing torch/lightning (seconds) overlaps the work below.
+    with _cwd_importable():
+        procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(experiment.spec, experiment.factory, total, tasks, events, stop, ready, i, workers),
+                name=f"expman-worker-{i}",
+                daemon=False,
+            )
+            for i in range(workers)
+        ]
+        for p in procs:
+            p.start()
+    # Create the experiment and trial rows (in grid order) and folders once, here, before
+    # the workers open them, so that no two processes race to create the same row.
+    runner = _Runner(experiment.spec, experiment.factory)
+    try:
+        runner.open()
+        for pos in sorted({job.trial_pos for job in todo}):
+            runner._enter_trial(pos)
+        runner._leave_trial()
+    except BaseException:
+        stop.set()
+        ready.set()
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    finally:
+        workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
+        runner.close()
+    ready.set()
+    in_flight: dict[int, int] = {}  # worker -> job index
+    run_ids: dict[int, int | None] = {}  # worker -> trial_run id of its job
+    alive = set(range(workers))
+    interrupted = False
+    errors: list[str] = []
+    deadline: float | None = None
+    original_sigint = signal.getsignal(signal.SIGINT)
+    try:
+        while alive:
+            try:
+                try:
+                    kind, worker, payload = events.get(timeout=0.5)
+                except queue.Empty:
+                    for i in list(alive):
+                        if not procs[i].is_alive():  # died without saying goodbye (killed, segfault)
+                            alive.discard(i)
+                            job = in_flight.pop(i, None)
+                            _worker_died(
+                                experiment, procs[i], job, run_ids.pop(i, None), total, results, on_result
+                            )
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    continue
+                if kind == "start":
+                    in_flight[worker] = payload
+                    run_ids.pop(worker, None)
+                elif kind == "run":
+                    run_ids[worker] = payload
+                elif kind == "done":
+                    in_flight.pop(worker, None)
+                    results[payload.index] = payload
+                    if on_result:
+                        on_result(payload)
+                    if payload.status is RunStatus.ABORTED:
+                        interrupted = True
+                        stop.set()
+                    if fail_fast and payload.status is RunStatus.FAILED:
+                        stop.set()
+                elif kind == "error":
+                    errors.append(payload)
+                elif kind == "exit":
+                    alive.discard(worker)
+            except KeyboardInterrupt:
+                # Ctrl-C reaches the workers too (same process group); make sure it does even
+                # when only this process was signalled, then wait for them to record ABORTED.
+                interrupted = True
+                stop.set()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for i in alive:
+                    with contextlib.suppress(OSError):
+                        if procs[i].pid is not None:
+                            os.kill(procs[i].pid, signal.SIGINT)
+                deadline = time.monotonic() + 60
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGINT, original_sigint)
+    if errors and not interrupted:
+        raise ExpmanError(f"worker failed: {errors[0]}")
+    return interrupted, workdir
+
+
+def _worker_died(
+    experiment: Experiment,
+    proc: Any,
+    job_index: int | None,
+    run_id: int | None,
+    total: int,
+    results: dict[int, RunResult],
+    on_result: Callable[[RunResult], None] | None,
+) -> None:
+    """A worker was killed (OOM killer, segfault...) during a run: record that run FAILED."""
+    log.error("worker process %s died (exit code %s)", proc.name, proc.exitcode)
+    if job_index is None:
+        return
+    job = next(j for j in plan_jobs(experiment.spec) if j.index == job_index)
+    result = new_result(experiment.spec, job, total)
+    result.status, result.run_id = RunStatus.FAILED, run_id
+    result.error = f"worker process {proc.name} died (exit code {proc.exitcode})"
+    if run_id is not None and experiment.db_url is not None:
+        from ..db.manager import DatabaseManager
+
+        try:
+            with DatabaseManager(experiment.db_url) as db:
+                db.finish_trial_run(run_id, RunStatus.FAILED.value, error=result.error)
+        except ExpmanError as e:  # the row stays RUNNING; resume re-runs it once stale
+            log.error("could not record run %s as FAILED: %s", run_id, e)
+    results[job_index] = result
+    if on_result:
+        on_result(result)
+
+
+@contextlib.contextmanager
+def _cwd_importable() -> Iterator[None]:
+    """Spawned workers rebuild ``sys.path`` from the parent's: make sure the CWD is on it."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)

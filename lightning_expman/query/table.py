@@ -1,0 +1,130 @@
+"""``Table``: rows of dicts with ordered columns, the unit every query returns; export to CSV,
+JSON lines and Parquet."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import QueryError
+from .values import _iso
+
+_EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+
+
+@dataclass
+class Table:
+    """Rows of dicts with an ordered column list; the unit every query returns and exports.
+
+    Example:
+        >>> t = Table(["a", "b"], [{"a": 1, "b": 2.5}])
+        >>> t.export("out.csv")          # format from the suffix: .csv, .jsonl/.ndjson, .parquet
+        >>> df = t.to_pandas()           # needs pandas (``pip install lightning-expman[export]``)
+    """
+
+    columns: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+    def column(self, name: str) -> list[Any]:
+        """All values of one column."""
+        return [row.get(name) for row in self.rows]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Rows as JSON-ready dicts (every column present, datetimes as ISO strings)."""
+        return [{c: _iso(row.get(c)) for c in self.columns} for row in self.rows]
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` with the table's columns."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise QueryError(
+                "pandas is needed for DataFrames; install it with: pip install 'lightning-expman[export]'"
+            ) from e
+        return pd.DataFrame(
+            [{c: row.get(c) for c in self.columns} for row in self.rows], columns=self.columns
+        )
+
+    def export(self, path: str | Path, format: str | None = None) -> Path:
+        """Write the table to ``path`` as CSV, JSON lines or Parquet.
+
+        Args:
+            path: output file; parent folders are created.
+            format: ``"csv"``, ``"jsonl"`` or ``"parquet"``; default from the suffix
+                (``.csv``, ``.jsonl``/``.ndjson``/``.json``, ``.parquet``/``.pq``).
+
+        Raises:
+            QueryError: unknown format, or pyarrow missing for Parquet (naming the extra).
+        """
+        path = Path(path)
+        fmt = (format or _format_from_suffix(path)).lower()
+        if fmt not in _EXPORT_FORMATS:
+            raise QueryError(f"unknown export format {fmt!r}; valid: {', '.join(_EXPORT_FORMATS)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        getattr(self, f"_write_{fmt}")(path)
+        return path
+
+    def _write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self.columns)
+            for row in self.rows:
+                writer.writerow([_csv_cell(row.get(c)) for c in self.columns])
+
+    def _write_jsonl(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8") as fh:
+            for record in self.to_records():
+                fh.write(json.dumps(record, default=str, allow_nan=False, sort_keys=False) + "\n")
+
+    def _write_parquet(self, path: Path) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as e:
+            raise QueryError(
+                "Parquet export needs pyarrow; install it with: pip install 'lightning-expman[export]'"
+            ) from e
+        data = {c: [_parquet_cell(row.get(c)) for row in self.rows] for c in self.columns}
+        # Mixed-type columns (a param that is 0.1 in one trial and "auto" in another) become text.
+        arrays = {}
+        for c, values in data.items():
+            try:
+                arrays[c] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                arrays[c] = pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+        pq.write_table(pa.table(arrays), path)
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return {"ndjson": "jsonl", "json": "jsonl", "pq": "parquet"}.get(suffix, suffix or "csv")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    if value is None:
+        return ""
+    return _iso(value)
+
+
+def _parquet_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return value
+
+
+class _MetaTable(Table):
+    """A Table carrying a ``meta`` dict (how its values were computed)."""
+
+    meta: dict[str, Any]
