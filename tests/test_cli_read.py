@@ -113,6 +113,32 @@ def test_show_run_config_metrics_artifacts(expman, demo):
     assert data["status"] == "FAILED" and "out of memory" in data["error"]
 
 
+def test_show_run_per_label_values_of_result_metrics(expman, tmp_path):
+    from lightning_expman.db import DatabaseManager
+
+    url = f"sqlite:///{tmp_path / 'labels.db'}"
+    with DatabaseManager(url) as db:
+        trial = db.create_trial(db.create_experiment("labels").id, "t")
+        rid = db.create_trial_run(trial.id, "running", repeat_idx=1, seed=1).id
+        db.record_epoch_metrics(rid, 0, [("val_f1_per_class", 0.5, {"cat": 0.6, "dog": 0.4})])
+        # trainer.test() run twice: the FINAL column shows the first value, so do its labels
+        db.record_results_metrics(rid, [("test_f1_per_class", 0.8, {"cat": 0.9, "dog": 0.7})])
+        db.record_results_metrics(rid, [("test_f1_per_class", 0.6, {"cat": 0.5, "dog": 0.7})])
+        db.record_results_metrics(rid, [("test_acc", 0.75, None)])
+        db.finish_trial_run(rid, "COMPLETED")
+    code, out, _ = expman("show", str(rid), db=url)
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("test_", "val_"))}
+    assert rows["test_f1_per_class"].split()[1] == "0.8"
+    assert rows["test_f1_per_class"].endswith("cat:0.9 dog:0.7")
+    assert rows["val_f1_per_class"].endswith("cat:0.6 dog:0.4")
+    assert rows["test_acc"].endswith(" -")  # no per-label values: a dash
+    code, out, _ = expman("show", str(rid), "--json", db=url)
+    metrics = json.loads(out)["metrics"]
+    assert metrics["test_f1_per_class"]["per_label"] == {"cat": 0.9, "dog": 0.7}
+    assert metrics["test_acc"].get("per_label") is None
+
+
 def test_show_errors(expman):
     code, out, err = expman("show", "nope")
     assert code == 2 and out == ""

@@ -194,6 +194,45 @@ def test_runs_and_seeds(cfg):
     assert list(spec.iter_runs()) == runs
 
 
+def test_run_settings_see_the_run_seed(cfg):
+    base = GOOD_FILES["base.yaml"].replace(
+        "init_args: {n: 32, batch_size: 8}", "init_args: {n: 32, batch_size: 8, seed: '${seed}'}"
+    )
+    base += "  tag: run-${seed}\n"  # text interpolation: OmegaConf's path, not the fast one
+    trials = "- {name: a, repeat: 3, settings: {seed: 10}}\n- {name: b, repeat: 2}\n"
+    folder = cfg({"base.yaml": base, "trials.yaml": trials})
+    spec = load(folder)
+    runs = spec.runs()
+    got = [
+        (r.trial.name, r.seed, r.settings.seed, r.settings.data.init_args.seed, r.settings.tag) for r in runs
+    ]
+    assert got == [
+        ("a", 10, 10, 10, "run-10"),
+        ("a", 11, 11, 11, "run-11"),
+        ("a", 12, 12, 12, "run-12"),
+        ("b", 1, 1, 1, "run-1"),
+        ("b", 2, 2, 2, "run-2"),
+    ]
+    # The trial's own settings (and its hash) stay those of its base seed.
+    assert spec.trials[0].settings.data.init_args.seed == 10
+    assert runs[1].settings is runs[1].settings  # cached per run...
+    fresh = spec.trials[0].run_settings(runs[1].seed)  # ...and a fresh copy to mutate
+    fresh.data.init_args.seed = -1
+    assert runs[1].settings.data.init_args.seed == 11 and spec.trials[0].run_settings(11) is not fresh
+    assert spec.trials[0].run_settings().seed == 10  # default: the trial's seed
+    assert "${" not in str(spec.trials[0].run_settings_data(11))
+
+
+def test_run_settings_without_interpolation_carry_the_run_seed(cfg):
+    spec = load(cfg({"trials.yaml": "- {name: a, repeat: 2}\n"}))
+    first, second = spec.runs()
+    assert (first.settings.seed, second.settings.seed) == (1, 2)
+    assert second.settings.model.init_args.hidden == 4
+    assert spec.trials[0].settings.seed == 1  # untouched
+    clone = pickle.loads(pickle.dumps(second))
+    assert clone.settings.seed == 2
+
+
 def test_config_hash_stability(cfg):
     folder = cfg()
     h = load(folder).config_hash

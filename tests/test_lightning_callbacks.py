@@ -84,8 +84,8 @@ def test_checkpoint_callback_periodic_plus_best_all_recorded(tmp_path):
     with query(logger._db_url) as db:
         run = logger.run_id
         names = {e: sorted({Path(a.location).name for a in db.get_epoch_artifacts(e, run)}) for e in range(4)}
-        # epoch 0's best file was later removed by top-1; it stays recorded as history.
-        assert names[0] == ["epoch=0-step=3.ckpt"]
+        # epoch 0's best file was later deleted by top-1: its record went with it.
+        assert names[0] == []
         assert names[1] == ["epoch=1-step=6.ckpt", "periodic-epoch=1.ckpt"]
         assert names[2] == []
         assert names[3] == ["periodic-epoch=3.ckpt"]
@@ -95,6 +95,49 @@ def test_checkpoint_callback_periodic_plus_best_all_recorded(tmp_path):
             .where(m.ResultsArtifact.results == run)
         )
         assert [a.location for a in results] == [ckpt.best]
+
+
+def recorded_checkpoints(url: str, run_id: int) -> dict[str, set[str]]:
+    """Checkpoint artifacts of a run as ``expman show`` reads them: file name -> scopes."""
+    from lightning_expman.query import Query
+
+    out: dict[str, set[str]] = {}
+    with Query(url) as q:
+        for a in q.run(run_id)["artifacts"]:
+            if a["type"] == "checkpoint":
+                out.setdefault(Path(a["location"]).name, set()).add(a["scope"])
+        # every link, not only the first scope Query.artifacts reports per artifact
+        with query(url):
+            for model in (m.TrialRunArtifact, m.EpochArtifact, m.ResultsArtifact):
+                field = model.results if model is m.ResultsArtifact else model.trial_run
+                rows = (
+                    m.Artifact.select(m.Artifact.location)
+                    .join(model, on=(model.artifact == m.Artifact.id))
+                    .where((field == run_id) & (m.Artifact.type == "checkpoint"))
+                )
+                for a in rows:
+                    out.setdefault(Path(a.location).name, set()).add(model.__name__)
+    return out
+
+
+def test_checkpoints_deleted_by_top_k_are_no_longer_recorded(tmp_path):
+    # val_loss improves every epoch: top-1 replaces (deletes) the best file at every epoch.
+    logger = make_logger(tmp_path, trackers=[{"type": "log"}])
+    ckpt = CheckpointCallback(interval=2, monitor="val_loss", save_top_k=1)
+    fit(logger, ScriptedModel(val_losses=(0.9, 0.8, 0.7, 0.6, 0.5)), callbacks=[ckpt], max_epochs=5)
+    on_disk = sorted(p.name for p in Path(ckpt.dirpath).iterdir())
+    assert on_disk == ["epoch=4-step=15.ckpt", "periodic-epoch=1.ckpt", "periodic-epoch=3.ckpt"]
+    recorded = recorded_checkpoints(logger._db_url, logger.run_id)
+    assert sorted(recorded) == on_disk  # exactly the files on disk
+    assert "ResultsArtifact" in recorded["epoch=4-step=15.ckpt"]  # the best one is the run's result
+    assert "ResultsArtifact" not in recorded["periodic-epoch=3.ckpt"]
+    with query(logger._db_url):
+        assert m.Artifact.select().where(m.Artifact.location.contains("epoch=0-step=3")).count() == 0
+    run_log = (Path(logger.log_dir) / "logs" / "run.log").read_text()
+    assert (
+        f"artifact removed checkpoint (TRIAL_RUN epoch=0): {Path(ckpt.dirpath) / 'epoch=0-step=3.ckpt'}"
+        in run_log
+    )
 
 
 def test_checkpoint_callback_without_monitor_keeps_every_interval(tmp_path):

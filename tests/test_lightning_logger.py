@@ -141,7 +141,7 @@ def test_checkpoints_become_epoch_artifacts_and_best_goes_to_results(tmp_path):
     with query(logger._db_url) as db:
         run = logger.run_id
         per_epoch = {e: {a.location for a in db.get_epoch_artifacts(e, run)} for e in (0, 1, 2)}
-        assert per_epoch[0] == {str(Path(ckpt.dirpath) / "epoch=0.ckpt")}
+        assert per_epoch[0] == set()  # saved, then deleted by top-1 when epoch 1 was better
         assert per_epoch[1] == {ckpt.best_model_path}
         assert per_epoch[2] == set()  # not saved: not in the top 1
         best = (
@@ -154,6 +154,25 @@ def test_checkpoints_become_epoch_artifacts_and_best_goes_to_results(tmp_path):
         # Run artifacts including children: summary + checkpoints, all under the run.
         locations = {a.location for a in db.get_trial_run_artifacts(run, include_children=True)}
         assert ckpt.best_model_path in locations
+
+
+@pytest.mark.parametrize("attach_hooks", [True, False], ids=["hooks", "no-hooks"])
+def test_lightning_model_checkpoint_top_k_records_exactly_the_files_on_disk(tmp_path, attach_hooks):
+    # Lightning's own ModelCheckpoint (no delete hook): the logger reconciles with the disk.
+    logger = make_logger(tmp_path, attach_hooks=attach_hooks)
+    ckpt = ModelCheckpoint(monitor="val_loss", save_top_k=1, mode="min", filename="{epoch}", save_last=True)
+    fit(logger, ScriptedModel(val_losses=(0.9, 0.8, 0.7, 0.6)), callbacks=[ckpt], max_epochs=4)
+    logger.close()
+    on_disk = sorted(p.name for p in Path(ckpt.dirpath).iterdir())
+    assert on_disk == ["epoch=3.ckpt", "last.ckpt"]
+    with query(logger._db_url) as db:
+        recorded = sorted(
+            Path(a.location).name
+            for a in db.get_trial_run_artifacts(logger.run_id, include_children=True)
+            if a.type == "checkpoint"
+        )
+        assert recorded == on_disk
+        assert m.Artifact.select().where(m.Artifact.type == "checkpoint").count() == 2  # no orphan rows
 
 
 def test_finalize_called_by_user_closes_the_run_and_lr_monitor_values_land_on_steps(tmp_path):

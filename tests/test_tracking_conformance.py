@@ -194,3 +194,62 @@ def test_conformance(kind, tmp_path):
     tracker = build_tracker({"type": kind}, workspace=ws)
     info = drive(TrackerManager([tracker]), tmp_path)
     CHECKS[kind](tracker, ws, info)
+
+
+def _removed_db(tracker, ws: Path, path: Path) -> None:
+    con = sqlite3.connect(ws / "expman.db")
+    locations = [r[0] for r in con.execute("SELECT location FROM artifact").fetchall()]
+    assert locations == [str(path.with_name("epoch=1.ckpt"))]
+    links = con.execute("SELECT count(*) FROM epoch_artifact").fetchall()[0][0]
+    assert links == 1
+
+
+def _removed_mlflow(tracker, ws: Path, path: Path) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracker.tracking_uri)
+    experiment = client.get_experiment_by_name("removal")
+    (child,) = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("expman.level") == "trial_run"
+    ]
+    # MLflow keeps its own uploaded copy, which stays valid after the local file is deleted.
+    names = {f.path for f in client.list_artifacts(child.info.run_id, "checkpoints")}
+    assert names == {"checkpoints/epoch=0.ckpt", "checkpoints/epoch=1.ckpt"}
+
+
+def _removed_log(tracker, ws: Path, path: Path) -> None:
+    run = (ws / "logs" / "run.log").read_text()
+    assert f"artifact removed checkpoint (TRIAL_RUN epoch=0): {path}" in run
+
+
+def _removed_tensorboard(tracker, ws: Path, path: Path) -> None:
+    assert tracker.run_dir.is_dir()  # records no files: the event is accepted and ignored
+
+
+REMOVAL_CHECKS = {
+    "db": _removed_db,
+    "mlflow": _removed_mlflow,
+    "log": _removed_log,
+    "tensorboard": _removed_tensorboard,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REMOVAL_CHECKS))
+def test_remove_artifact_conformance(kind, tmp_path):
+    assert set(REMOVAL_CHECKS) == set(BUILTIN_TRACKERS)
+    ws = tmp_path / "ws"
+    manager = TrackerManager([build_tracker({"type": kind}, workspace=ws)])
+    paths = [tmp_path / f"epoch={e}.ckpt" for e in (0, 1)]
+    with TrackScope(manager, Level.EXPERIMENT, name="removal"), TrackScope(manager, Level.TRIAL, name="t"):  # noqa: SIM117
+        with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=1, seed=1):
+            for epoch, path in enumerate(paths):
+                with TrackScope(manager, Level.EPOCH, epoch_idx=epoch):
+                    manager.track("val_loss", 1.0 - epoch, level=Level.EPOCH)
+                    path.write_bytes(b"weights")
+                    manager.on_checkpoint(None, path, epoch=epoch)
+            paths[0].unlink()  # top-k rotation deleted the first one
+            manager.on_remove_artifact(Level.TRIAL_RUN, paths[0], "checkpoint", epoch=0)
+    manager.close()
+    REMOVAL_CHECKS[kind](manager.trackers[0], ws, paths[0])

@@ -103,6 +103,49 @@ def test_artifacts_link_to_their_level_and_same_names_reuse_rows(sqlite_url, tmp
         reader.close()
 
 
+def test_removed_artifacts_lose_their_rows_and_links_only_for_their_entity(db_url):
+    tracker = DBTracker(db_url, flush_interval=3600)
+    manager = TrackerManager([tracker])
+    runs = []
+    with TrackScope(manager, Level.EXPERIMENT, name="removals"), TrackScope(manager, Level.TRIAL, name="t"):
+        manager.on_add_artifact(Level.EXPERIMENT, "notes.txt")
+        for repeat in (1, 2):
+            with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=repeat):
+                runs.append(tracker.trial_run_id)
+                for epoch in (0, 1):
+                    with TrackScope(manager, Level.EPOCH, epoch_idx=epoch):
+                        manager.on_checkpoint(None, f"epoch={epoch}.ckpt", epoch=epoch)  # same names per run
+                manager.on_checkpoint(None, "epoch=1.ckpt", epoch=1, best=True)
+                manager.on_add_artifact(Level.TRIAL_RUN, "summary.txt", "model_summary")
+                if repeat == 2:
+                    # top-k deleted epoch 0's file, then epoch 1's (the best: RESULTS link too);
+                    # a path never recorded, or recorded with another type, is left alone.
+                    manager.on_remove_artifact(Level.TRIAL_RUN, "epoch=0.ckpt", "checkpoint", epoch=0)
+                    manager.on_remove_artifact(Level.TRIAL_RUN, "epoch=1.ckpt", "checkpoint")
+                    manager.on_remove_artifact(Level.TRIAL_RUN, "never-recorded.ckpt", "checkpoint")
+                    manager.on_remove_artifact(Level.TRIAL_RUN, "summary.txt", "checkpoint")
+        manager.on_remove_artifact(Level.EXPERIMENT, "notes.txt")
+    manager.on_remove_artifact(Level.TRIAL_RUN, "epoch=0.ckpt", "checkpoint")  # no open run: ignored
+    tracker.close()
+
+    reader = DatabaseManager(db_url)
+    try:
+        names = {
+            run: sorted(a.location for a in reader.get_trial_run_artifacts(run, include_children=True))
+            for run in runs
+        }
+        assert names[runs[0]] == ["epoch=0.ckpt", "epoch=1.ckpt", "summary.txt"]  # the other run keeps its
+        assert names[runs[1]] == ["summary.txt"]
+        assert m.ResultsArtifact.select().where(m.ResultsArtifact.results == runs[1]).count() == 0
+        assert m.EpochArtifact.select().where(m.EpochArtifact.trial_run == runs[1]).count() == 0
+        (exp,) = m.Experiment.select().where(m.Experiment.title == "removals")
+        assert reader.get_experiment_artifacts(exp.id) == []
+        # no orphan artifact rows: 2 checkpoints + a summary for run 1, a summary for run 2
+        assert m.Artifact.select().count() == 4
+    finally:
+        reader.close()
+
+
 def test_picklable_before_and_during_use(sqlite_url):
     tracker = DBTracker(sqlite_url)
     fresh = pickle.loads(pickle.dumps(tracker))  # before the first event: nothing opened

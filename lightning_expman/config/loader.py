@@ -12,7 +12,9 @@ A config folder holds::
 Settings merge ``base -> experiment -> trial -> grid values -> overrides`` (mappings merge key by
 key, anything else is replaced; a changed ``class_path`` drops the previous ``init_args``), then
 OmegaConf interpolations (``${model.init_args.lr}``, ``${oc.env:HOME}``) are resolved per
-trial, then the result is validated. :func:`load` reads files only: it writes nothing.
+trial, then the result is validated. Each run's settings are resolved again with the run's
+seed (:meth:`TrialSpec.run_settings`, :attr:`RunSpec.settings`), so ``${seed}`` follows the
+run. :func:`load` reads files only: it writes nothing.
 
 Every problem raises :class:`~lightning_expman.errors.ConfigError` with one line
 ``<file>: <key>: <what is wrong> (the bad value); <valid choices / closest key>``.
@@ -185,7 +187,10 @@ def load(
                         file=OVERRIDE_SOURCE,
                         key=ov.key,
                     ) from None
+            raw_settings = None
             if has_interpolation(settings):
+                # Kept unresolved too: each run resolves it again with its own seed.
+                raw_settings = settings
                 settings, problem = resolve(settings)
                 if problem:
                     raise located_error(origins, problem[0], problem[1])
@@ -240,6 +245,7 @@ def load(
                     tags=tags,
                     index=len(trials),
                     seed=seed,
+                    raw=raw_settings,
                 )
             )
 

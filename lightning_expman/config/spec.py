@@ -9,10 +9,11 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._util import MASK, copy_tree, is_secret_key, mask_secrets, mask_url
+from ._util import MASK, copy_tree, format_key, is_secret_key, mask_secrets, mask_url
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -64,10 +65,15 @@ class TrialSpec:
         index: position in :attr:`ExperimentSpec.trials` (0-based).
         seed: ``settings.seed`` (0 when absent); run ``k`` uses ``seed + k - 1``.
         config_hash: hash of this trial's masked resolved settings, name, params and repeat.
+
+    :attr:`settings` are resolved with the trial's seed; each run's settings, where ``seed`` is
+    the run's seed and every ``${seed}`` follows it, come from :meth:`run_settings` (or
+    :attr:`RunSpec.settings`).
     """
 
     __slots__ = (
         "_data",
+        "_raw",
         "_settings",
         "config_hash",
         "id",
@@ -89,6 +95,7 @@ class TrialSpec:
         tags: dict[str, Any] | None = None,
         index: int = 0,
         seed: int = 0,
+        raw: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.id = id
@@ -98,6 +105,9 @@ class TrialSpec:
         self.index = index
         self.seed = seed
         self._data = data
+        # The merged settings before interpolation, kept only when they hold ``${...}``: a run
+        # resolves them again with its own seed (see run_settings).
+        self._raw = raw
         self._settings: DictConfig | None = None
         self.config_hash = stable_hash(
             {"name": name, "repeat": repeat, "params": self.params, "settings": mask_secrets(data)}
@@ -113,6 +123,40 @@ class TrialSpec:
         if self._settings is None:
             self._settings = _dictconfig(copy_tree(self._data))
         return self._settings
+
+    def run_settings_data(self, seed: int | None = None) -> dict[str, Any]:
+        """Plain-dict settings of the run with ``seed``: ``seed`` replaced, then interpolations
+        resolved, so ``${seed}`` anywhere in the settings (``data.init_args.split_seed: ${seed}``)
+        is the run's seed. A new dict on every call.
+
+        Args:
+            seed: the run's seed (``trial.seed + repeat_idx - 1``); default the trial's seed.
+
+        Raises:
+            ConfigError: an interpolation that resolved at load time fails with this seed
+                (e.g. a custom resolver rejecting the value).
+        """
+        seed = self.seed if seed is None else int(seed)
+        if self._raw is None:  # nothing to re-resolve: copy the resolved settings
+            data = copy_tree(self._data)
+            data["seed"] = seed
+            return data
+        from .interpolation import resolve
+
+        raw = copy_tree(self._raw)
+        raw["seed"] = seed
+        resolved, problem = resolve(raw)
+        if problem is not None:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"{problem[1]} (trial {self.name!r}, run seed {seed})", key=format_key(problem[0]) or None
+            )
+        return resolved
+
+    def run_settings(self, seed: int | None = None) -> DictConfig:
+        """:meth:`run_settings_data` as a new ``DictConfig`` (the runner's per-run config)."""
+        return _dictconfig(self.run_settings_data(seed))
 
     def to_container(self, mask: bool = True) -> dict[str, Any]:
         """Plain dict of the trial: name, id, repeat, params, tags, settings (secrets masked)."""
@@ -152,6 +196,21 @@ class RunSpec:
     def name(self) -> str:
         """The run's folder name: ``run_<repeat_idx>``."""
         return f"run_{self.repeat_idx}"
+
+    @cached_property
+    def settings(self) -> DictConfig:
+        """The run's settings: the trial's with ``seed`` = this run's seed and interpolations
+        resolved with it (``${seed}`` is the run's seed, not the trial's base seed).
+
+        Built on first access (``load`` and ``--dry-run`` never pay for it) and cached; use
+        ``trial.run_settings(run.seed)`` for a fresh copy to mutate.
+
+        Example:
+            >>> run = spec.trials[0].runs()[1]  # doctest: +SKIP
+            >>> run.settings.seed, run.settings.data.init_args.split_seed  # doctest: +SKIP
+            (43, 43)
+        """
+        return self.trial.run_settings(self.seed)
 
     def __repr__(self) -> str:
         return f"RunSpec(trial={self.trial.name!r}, repeat_idx={self.repeat_idx}, seed={self.seed})"

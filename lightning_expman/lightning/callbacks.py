@@ -5,7 +5,8 @@
   stop epoch (the logger reads ``stopped_epoch``).
 * :class:`CheckpointCallback` -- Lightning's ModelCheckpoint saving every ``interval`` epochs, plus
   best / top-k files when ``monitor`` is given; ``best`` is the best (or last periodic) path.
-  Every file reaches the trackers through ``ExpmanLogger.after_save_checkpoint``.
+  Every file reaches the trackers through ``ExpmanLogger.after_save_checkpoint``; a file it
+  deletes (top-k rotation) is reported removed through ``ExpmanLogger.checkpoint_removed``.
 * :class:`MetricsTracker` -- ``metrics.log`` (CSV) in the run's artifact folder: one row per epoch
   and a final row; appends on resume and never drops earlier rows.
 
@@ -191,6 +192,15 @@ class CheckpointCallback(ModelCheckpoint):
             if path not in self.periodic_paths:
                 self._save_checkpoint(trainer, path)  # notifies the loggers -> artifact
                 self.periodic_paths.append(path)
+
+    @override
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # Lightning has no public hook for deleted checkpoints: tell the loggers at once, so the
+        # run's recorded artifacts never point at a file top-k rotation removed.
+        super()._remove_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            for lg in expman_loggers(trainer):
+                lg.checkpoint_removed(filepath)
 
     @override
     def state_dict(self) -> dict[str, Any]:

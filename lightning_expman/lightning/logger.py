@@ -10,7 +10,9 @@ What a fit records (with no other change to user code):
 * BATCH (step series) values of everything logged ``on_step``;
 * the ``save_hyperparameters`` hyperparameters (``log_hyperparams`` -> ``log_params``);
 * every checkpoint ModelCheckpoint saves (linked to its epoch; the final best one also to the
-  run's RESULTS);
+  run's RESULTS); a file that ModelCheckpoint deletes later (top-k rotation, a replaced best)
+  is reported to the trackers with ``on_remove_artifact``, so the recorded checkpoints are
+  exactly the files on disk;
 * ``trainer.test()`` / ``trainer.validate()`` metrics after a fit as the run's RESULTS;
 * the final status: COMPLETED; STOPPED (+ stop epoch) when a callback such as EarlyStopping set
   ``trainer.should_stop``; FAILED with the error text; ABORTED on Ctrl-C / SIGTERM.
@@ -420,6 +422,7 @@ class ExpmanLogger(Logger):
             return
         if stage == "fit":
             self._settle(*self._fit_outcome(trainer))
+            self._reconcile_checkpoints()  # the last save may have deleted its predecessor
             self._record_best_checkpoints(trainer)
             self._close_inner(self.status or RunStatus.COMPLETED)
         elif self._pipelines:
@@ -517,6 +520,8 @@ class ExpmanLogger(Logger):
         """
         if self._manager is None:
             return
+        if self._run_open:
+            self._reconcile_checkpoints()
         if status != "success":
             self._fail(self._exception or sys.exc_info()[1])
             self.manager.flush()
@@ -540,12 +545,15 @@ class ExpmanLogger(Logger):
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
         """Record each new checkpoint file as an artifact of its epoch (and of the run).
 
-        Files rewritten under the same name (``last.ckpt``) are recorded once; files removed by
-        top-k rotation stay recorded as history (the DB keeps where they were); the final best
-        one is linked to RESULTS when the fit ends.
+        Files rewritten under the same name (``last.ckpt``) are recorded once; files that top-k
+        rotation deleted since are reported removed (:meth:`_reconcile_checkpoints`); the final
+        best one is linked to RESULTS when the fit ends.
         """
         if not self._run_open:
             return
+        # ModelCheckpoint deletes the file a new one replaces right *after* this call returns:
+        # deletions are seen at the next save, at fit end, or at once through CheckpointCallback.
+        self._reconcile_checkpoints()
         if checkpoint_callback not in self._ckpt_callbacks:
             self._ckpt_callbacks.append(checkpoint_callback)
         candidates = [
@@ -562,6 +570,32 @@ class ExpmanLogger(Logger):
             self.manager.on_checkpoint(
                 None, path, _checkpoint_metrics(checkpoint_callback, path), epoch=epoch, best=False
             )
+
+    def _reconcile_checkpoints(self) -> None:
+        """Report every checkpoint recorded for the open run whose file is gone.
+
+        Lightning's ModelCheckpoint has no public hook for the files it deletes (top-k rotation,
+        a replaced best or last file), so the recorded paths are compared with the disk.
+        """
+        gone = [path for path in self._ckpt_epochs if not os.path.isfile(path)]
+        for path in gone:
+            self._forget_checkpoint(path)
+
+    def _forget_checkpoint(self, path: str) -> None:
+        epoch = self._ckpt_epochs.pop(path)
+        self.manager.on_remove_artifact(Level.TRIAL_RUN, path, "checkpoint", epoch=epoch)
+
+    @rank_zero_only
+    def checkpoint_removed(self, path: str | os.PathLike[str]) -> None:
+        """A checkpoint callback deleted ``path``: drop it from the run's artifacts now.
+
+        :class:`~lightning_expman.callbacks.CheckpointCallback` calls this from
+        ``_remove_checkpoint``; for other ModelCheckpoints the logger notices at the next save
+        or at fit end. A path that still exists (or was never recorded) is ignored.
+        """
+        path = os.fspath(path)
+        if self._run_open and path in self._ckpt_epochs and not os.path.isfile(path):
+            self._forget_checkpoint(path)
 
     def _record_best_checkpoints(self, trainer: pl.Trainer | None) -> None:
         callbacks = list(self._ckpt_callbacks)

@@ -6,17 +6,24 @@ log files...). Every method has a no-op default, so a tracker implements only wh
 
 Events and the keyword arguments callers pass (trackers must accept and ignore unknown ones):
 
-=====================  ==================================================================
-``on_create(level)``   EXPERIMENT: ``name``, ``desc``, ``config``, ``tags``, ``workdir``
-                       TRIAL: ``name``, ``config``, ``tags``, ``workdir``
-                       TRIAL_RUN: ``repeat_idx``, ``seed``, ``config``, ``context``, ``tags``,
-                       ``workdir``
-                       PIPELINE: ``stage`` ("fit", "validate", "test", "predict")
-                       EPOCH: ``epoch_idx``
-``on_start(level)``    the entity starts running (no kwargs required)
-``on_end(level)``      ``status`` (:class:`RunStatus`, default COMPLETED), ``error`` (text),
-                       and for TRIAL_RUN ``stop_epoch`` when early stopping ended it
-=====================  ==================================================================
+======================  ==================================================================
+``on_create(level)``    EXPERIMENT: ``name``, ``desc``, ``config``, ``tags``, ``workdir``
+                        TRIAL: ``name``, ``config``, ``tags``, ``workdir``
+                        TRIAL_RUN: ``repeat_idx``, ``seed``, ``config``, ``context``, ``tags``,
+                        ``workdir``
+                        PIPELINE: ``stage`` ("fit", "validate", "test", "predict")
+                        EPOCH: ``epoch_idx``
+``on_start(level)``     the entity starts running (no kwargs required)
+``on_end(level)``       ``status`` (:class:`RunStatus`, default COMPLETED), ``error`` (text),
+                        and for TRIAL_RUN ``stop_epoch`` when early stopping ended it
+``on_add_artifact``     ``(level, artifact_path, artifact_type)``; ``epoch`` for EPOCH,
+                        ``results=True`` for a TRIAL_RUN file that belongs to its RESULTS
+``on_checkpoint``       ``(network, checkpoint_path, metrics)``; ``epoch``, ``best``
+``on_remove_artifact``  ``(level, artifact_path, artifact_type)``: a file reported earlier by
+                        ``on_add_artifact`` / ``on_checkpoint`` at ``level`` or below (its
+                        epochs, its RESULTS) was deleted (e.g. by ModelCheckpoint's top-k
+                        rotation); ``epoch`` when known
+======================  ==================================================================
 
 Metrics reach trackers normalised by :class:`TrackerManager`: ``metric`` is a ``str`` name,
 ``value`` a ``float`` (or ``None`` for NaN/inf), ``per_label`` an optional ``{label: float}``.
@@ -114,6 +121,21 @@ class Tracker:
 
         Keyword args: ``epoch`` (the epoch it was saved at), ``best`` (True when it is the
         run's best checkpoint so far: it belongs to the run's RESULTS).
+        """
+
+    def on_remove_artifact(
+        self,
+        level: Level,
+        artifact_path: str,
+        artifact_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A file recorded earlier at ``level`` (or below it) no longer exists.
+
+        Sent when the producer deletes a file it reported, e.g. a checkpoint that top-k rotation
+        replaced. Trackers that record file paths drop (or mark) the record so that it never
+        points at a missing file; trackers holding their own copy may keep it.
+        Keyword args: ``epoch`` (the epoch it was saved at, when known).
         """
 
     def flush(self) -> None:
@@ -347,6 +369,11 @@ class TrackerManager(Tracker):
         self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
     ) -> None:
         self._each("on_checkpoint", network, str(checkpoint_path), metrics, **kwargs)
+
+    def on_remove_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        self._each("on_remove_artifact", level, str(artifact_path), artifact_type, **kwargs)
 
     def flush(self) -> None:
         self._each("flush")

@@ -21,6 +21,8 @@ What each event stores:
 ``on_add_artifact(level)``      ``artifact`` linked to the experiment/trial/run/epoch
 ``on_checkpoint``               ``artifact`` "checkpoint" linked to the epoch and run, and to
                                 RESULTS when ``best=True``
+``on_remove_artifact(level)``   the ``artifact`` rows at that path linked to the entity (a run:
+                                also its epochs and RESULTS) are deleted with their links
 ``on_end(EPOCH)``               flush
 ``on_end(TRIAL_RUN)``           flush, then status / error / stop epoch / end time
 ==============================  ==========================================================
@@ -424,6 +426,29 @@ class DBTracker(Tracker):
             bool(kwargs.get("best", False)),
         )
 
+    def on_remove_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Delete the record of a file that no longer exists (buffered, in order with the adds).
+
+        The rows at ``artifact_path`` (of ``artifact_type`` when given) linked to the entity at
+        ``level`` go, with their links: for TRIAL_RUN and below that is the run's own, epoch and
+        RESULTS links. Deleted rather than marked: an artifact row promises a file that can be
+        opened, and the history of what was best when lives on in the epoch metrics.
+        """
+        level = Level(level)
+        scope: dict[str, int | None]
+        if level is Level.EXPERIMENT:
+            scope = {"experiment_id": self.experiment_id}
+        elif level is Level.TRIAL:
+            scope = {"trial_id": self.trial_id}
+        else:
+            scope = {"trial_run_id": self.trial_run_id}
+        if all(v is None for v in scope.values()):
+            log.debug("DBTracker: removed artifact %s at %s: no open entity", artifact_path, level.name)
+            return
+        self.writer.submit(_remove_artifact, self.manager, os.fspath(artifact_path), artifact_type, **scope)
+
     # ------------------------------------------------------------------ flush / close
 
     def flush(self) -> None:
@@ -492,6 +517,72 @@ def _add_checkpoint(
         )
         if not linked.exists(db):
             manager.link_results_artifact(trial_run_id, found.id)
+
+
+def _remove_artifact(
+    manager: DatabaseManager,
+    location: str,
+    artifact_type: str | None,
+    *,
+    experiment_id: int | None = None,
+    trial_id: int | None = None,
+    trial_run_id: int | None = None,
+) -> int:
+    """Delete the artifacts at ``location`` linked to one entity, and their links (writer thread).
+
+    Returns the number of artifact rows deleted. A row still linked elsewhere (another entity
+    recorded the same file) loses only this entity's links.
+    """
+    from ..db import models as m
+    from ..db.connect import mask_url
+
+    db = manager.database
+    A = m.Artifact
+    shown = mask_url(location)
+    links: list[tuple[type[m.BaseModel], Any]] = []
+    if experiment_id is not None:
+        links.append((m.ExperimentArtifact, m.ExperimentArtifact.experiment == experiment_id))
+    if trial_id is not None:
+        links.append((m.TrialArtifact, m.TrialArtifact.trial == trial_id))
+    if trial_run_id is not None:
+        links += [
+            (m.TrialRunArtifact, m.TrialRunArtifact.trial_run == trial_run_id),
+            (m.EpochArtifact, m.EpochArtifact.trial_run == trial_run_id),
+            (m.ResultsArtifact, m.ResultsArtifact.results == trial_run_id),
+        ]
+    all_links = (
+        m.ExperimentArtifact,
+        m.TrialArtifact,
+        m.TrialRunArtifact,
+        m.EpochArtifact,
+        m.ResultsArtifact,
+    )
+
+    def fn() -> int:
+        cond = A.location == shown
+        if artifact_type:
+            cond &= A.type == artifact_type
+        linked = None
+        for model, where in links:
+            ids = A.id.in_(model.select(model.artifact).where(where))
+            linked = ids if linked is None else (linked | ids)
+        if linked is None:
+            return 0
+        found = [row.id for row in A.select(A.id).where(cond & linked).execute(db)]
+        if not found:
+            return 0
+        for model, where in links:
+            model.delete().where(where & model.artifact.in_(found)).execute(db)
+        orphans = [
+            aid
+            for aid in found
+            if not any(model.select().where(model.artifact == aid).exists(db) for model in all_links)
+        ]
+        if orphans:
+            A.delete().where(A.id.in_(orphans)).execute(db)
+        return len(orphans)
+
+    return manager.run_in_transaction(fn, what=f"remove artifact {shown!r}")
 
 
 def _guess_type(path: str) -> str:

@@ -217,6 +217,16 @@ class LogTracker(Tracker):
         shown = f" {_pairs(metrics)}" if metrics else ""
         self._write(Level.EPOCH, f"checkpoint epoch={epoch}{best}{shown}: {checkpoint_path}")
 
+    def on_remove_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        level = Level(level)
+        epoch = kwargs.get("epoch")
+        where = f" epoch={epoch}" if epoch is not None else ""
+        self._write(
+            level, f"artifact removed {artifact_type or 'file'} ({level.name}{where}): {artifact_path}"
+        )
+
     # ------------------------------------------------------------------ flush / close
 
     def _flush_files(self) -> None:

@@ -393,6 +393,15 @@ class MLflowTracker(Tracker):
         if kwargs.get("best"):
             self.client.set_tag(self.run_id, "expman.best_checkpoint", _clip(checkpoint_path, _MAX_TAG_VALUE))
 
+    def on_remove_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Nothing to do: MLflow holds its own copy of every uploaded file, which stays valid.
+
+        A checkpoint later deleted locally by top-k rotation is therefore still downloadable from
+        the run's ``checkpoints/`` (pass ``log_checkpoints=False`` to upload none).
+        """
+
     # ------------------------------------------------------------------ flush / close
 
     def flush(self) -> None:
