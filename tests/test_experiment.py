@@ -6,6 +6,7 @@ shared by the assertions.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 
@@ -16,6 +17,7 @@ from lightning_expman import ConfigError, RunStatus
 from lightning_expman.config import load
 from lightning_expman.experiment import Experiment
 from tests.experiment_support import (
+    TINY_SETTINGS,
     db_url,
     experiments_of,
     expman,
@@ -296,3 +298,14 @@ def test_workers_2_rows_match_a_serial_run(parallel, grid):
     assert sorted(_shape(r) for r in rows) == sorted(_shape(r) for r in serial)
     assert {r["context"]["pid"] for r in rows}.isdisjoint({__import__("os").getpid()})  # not run here
     assert tree(root / "ws") == tree(grid[0] / "ws")
+
+
+def test_seed_interpolation_follows_the_run_seed(tmp_path):
+    settings = copy.deepcopy(TINY_SETTINGS)
+    settings["data"]["init_args"]["seed"] = "${seed}"
+    settings["trainer"]["max_epochs"] = 1
+    cfg = write_config(tmp_path, [{"name": "a", "repeat": 2}], settings=settings)
+    Experiment.create(cfg).run()
+    rows = runs_of(tmp_path)
+    seeds = [(r["seed"], r["config"]["seed"], r["config"]["data"]["init_args"]["seed"]) for r in rows]
+    assert seeds == [(42, 42, 42), (43, 43, 43)]

@@ -169,8 +169,6 @@ class _Runner:
     # -- one run
     def run_job(self, job: _Job, total: int) -> RunResult:
         """Execute one job; never raises except for Ctrl-C (after recording the run ABORTED)."""
-        from omegaconf import OmegaConf
-
         trial = self.spec.trials[job.trial_pos]
         result = new_result(self.spec, job, total)
         start = time.perf_counter()
@@ -184,8 +182,8 @@ class _Runner:
         try:
             trial_env = self._enter_trial(job.trial_pos)
             run_env = trial_env.create_child(f"run_{job.repeat_idx}")
-            config = OmegaConf.create(OmegaConf.to_container(trial.settings, resolve=True))
-            config.seed = job.seed
+            # The run's own settings: seed = the run's seed, and every ${seed} follows it.
+            config = trial.run_settings(job.seed)
             run_env.save_config(config)
             run_info = {
                 "repeat_idx": job.repeat_idx,
