@@ -1,4 +1,8 @@
-"""Small helpers shared by the config modules: dotted keys, deep merge, hints, secret masking."""
+"""Small helpers shared by the config modules: dotted keys, deep merge, hints.
+
+Secret masking lives in :mod:`lightning_expman.masking` (one rule for configs and stored rows);
+its names are re-exported here for the config modules.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from ..masking import MASK, is_secret_key, mask_secrets, mask_url
 
 __all__ = [
     "MASK",
@@ -23,13 +28,7 @@ __all__ = [
     "short",
 ]
 
-MASK = "***"
-
 _KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_SECRET_KEY = re.compile(
-    r"(?:^|[_\-.])(password|passwd|pwd|secret|token|api_key|apikey|access_key|secret_key)$"
-)
-_URL_WITH_PASSWORD = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)([^@\s/]+)(@)")
 
 Path_ = list[str | int]
 
@@ -187,48 +186,4 @@ def copy_tree(value: Any) -> Any:
         return {k: copy_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [copy_tree(v) for v in value]
-    return value
-
-
-def is_secret_key(key: Any) -> bool:
-    """True for keys holding credentials: ``password``, ``db_password``, ``api_key``, ``token``...
-
-    Matches whole words at the end of the key, so ``tokenizer`` or ``max_tokens`` are not secrets.
-    """
-    return isinstance(key, str) and _SECRET_KEY.search(key.lower()) is not None
-
-
-def mask_url(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@host`` in ``text`` with ``***``."""
-    if "://" not in text or "@" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-        if parts.password and text.count("://") == 1:
-            user = parts.username or ""
-            host = parts.hostname or ""
-            if ":" in host:
-                host = f"[{host}]"
-            netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        pass
-    return _URL_WITH_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of ``value`` (nested dicts/lists) with secrets replaced by ``***``.
-
-    Values of keys named like ``password``/``secret``/``token``/``api_key`` are masked (unless
-    empty/None), and passwords inside URLs (``mysql://u:pw@host/db``) become ``***``.
-    """
-    if isinstance(value, Mapping):
-        return {
-            k: (MASK if is_secret_key(k) and v not in (None, "") else mask_secrets(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [mask_secrets(v) for v in value]
-    if isinstance(value, str):
-        return mask_url(value)
     return value

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError
+from ..masking import mask_url
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -72,29 +72,10 @@ _VALID_FORMS = (
     "sqlite:///path.db, sqlite:////abs/path.db, mysql://user:pass@host:3306/db, postgresql://user@host/db"
 )
 
-# scheme://user:password@  -> scheme://user:***@   (works on strings that are not valid URLs too).
-# The password part is greedy up to the LAST "@" before the host, as urlsplit reads "u:p@ss@host".
-_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<pw>[^/\s]*)@")
-
 # MySQL client/server error codes that mean the connection is gone (the server rolled back any
 # open transaction): 2006 gone away, 2013 lost during query, 2055 lost at handshake/reading,
 # 1927 (MariaDB) connection killed, 4031 (MySQL 8) disconnected for inactivity.
 _MYSQL_DISCONNECT_CODES = frozenset({2006, 2013, 2055, 1927, 4031})
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (anything else is left as is).
-
-    Works on any string, including invalid URLs and text that merely contains a URL, so it can
-    be applied to error messages too.
-
-    Example:
-        >>> mask_url("mysql://root:pw@127.0.0.1:3306/db")
-        'mysql://root:***@127.0.0.1:3306/db'
-        >>> mask_url("sqlite:///runs.db")
-        'sqlite:///runs.db'
-    """
-    return _PASSWORD_RE.sub(lambda m: f"{m['head']}:***@", str(url))
 
 
 @dataclass(frozen=True)

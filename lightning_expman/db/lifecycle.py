@@ -161,10 +161,8 @@ class RunLifecycle(ManagerBase):
             >>> db.log_params(run.id, {"model": {"lr": 0.1, "layers": [2, 4]}, "seed": 3})
             3
         """
-        flat = flatten(params)
-        rows = [
-            {"trial_run": trial_run_id, "key": k[:255], "value": _scrub_value(v, k)} for k, v in flat.items()
-        ]
+        flat = _scrub_value(flatten(params))  # dotted keys: "aws.secret_key" is masked too
+        rows = [{"trial_run": trial_run_id, "key": k[:255], "value": v} for k, v in flat.items()]
         if not rows:
             return 0
 

@@ -6,29 +6,20 @@ touches the database.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..enums import RunStatus
 from ..errors import QueryError
+from ..masking import mask_secrets
 from . import models as m
-from .connect import mask_url
-
-_SECRET_KEY = re.compile(r"(^|[._-])(password|passwd|pwd|secret|token|api_?key|access_key)$", re.IGNORECASE)
 
 
-def _scrub_value(value: Any, key: str = "") -> Any:
-    """Mask secrets before they are stored: password-like keys -> ``***``, URL passwords -> ``***``."""
+def _scrub_value(value: Any) -> Any:
+    """Mask secrets before they are stored (:func:`lightning_expman.masking.mask_secrets`), str keys."""
     if isinstance(value, Mapping):
-        return {str(k): _scrub_value(v, str(k)) for k, v in value.items()}
-    if key and value not in (None, "") and _SECRET_KEY.search(key):
-        return "***"
-    if isinstance(value, (list, tuple)):
-        return [_scrub_value(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return mask_url(value)
-    return value
+        value = {str(k): v for k, v in value.items()}
+    return mask_secrets(value)
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
