@@ -50,6 +50,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .config._util import to_plain
 from .enums import Level, RunStatus
 from .errors import ConfigError
 from .tracking.base import status_for_exception
@@ -263,17 +264,6 @@ def _import_object(path: str, *, key: str) -> Any:
         ) from None
 
 
-def _plain(value: Any) -> Any:
-    """OmegaConf containers -> plain dicts/lists (what user constructors expect)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return value
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def instantiate(spec: Any, *, key: str = "", **extra: Any) -> Any:
     """Build an object from ``{class_path: pkg.mod.Class, init_args: {...}}`` (LightningCLI style).
 
@@ -290,7 +280,7 @@ def instantiate(spec: Any, *, key: str = "", **extra: Any) -> Any:
         >>> instantiate({"class_path": "collections.Counter", "init_args": {"a": 1}}, key="model")
         Counter({'a': 1})
     """
-    spec = _plain(spec)
+    spec = to_plain(spec)
     if not isinstance(spec, Mapping) or "class_path" not in spec:
         raise ConfigError(f"expected {{class_path: ..., init_args: {{...}}}}, got {spec!r}", key=key)
     cls = _import_object(str(spec["class_path"]), key=f"{key}.class_path" if key else "class_path")
@@ -364,14 +354,14 @@ class LightningPipeline(Pipeline):
             "enable_progress_bar": verbose,
             "enable_model_summary": verbose,
         }
-        kwargs.update(_plain(_get(self.config, "trainer")) or {})
+        kwargs.update(to_plain(_get(self.config, "trainer")) or {})
         for bad in ("logger", "callbacks"):
             if bad in kwargs:
                 raise ConfigError(
                     f"set {bad} through env.yaml trackers / settings.callbacks, not trainer.{bad}",
                     key=f"trainer.{bad}",
                 )
-        callbacks = [build_callback(spec) for spec in (_plain(_get(self.config, "callbacks")) or [])]
+        callbacks = [build_callback(spec) for spec in (to_plain(_get(self.config, "callbacks")) or [])]
         if kwargs.get("enable_checkpointing", True) and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):

@@ -37,8 +37,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config._util import mask_secrets
+from .config._util import to_plain
 from .enums import Level
+from .masking import mask_secrets
 
 if TYPE_CHECKING:
     from .tracking.base import TrackerManager
@@ -167,7 +168,7 @@ class Environment:
         Example:
             >>> env = Environment.from_config({"workspace": "outputs", "verbose": True})  # doctest: +SKIP
         """
-        data = _plain(config)
+        data = to_plain(config)
         workspace = data.get("workspace") or "outputs"
         return cls(
             os.path.expanduser(str(workspace)),
@@ -301,7 +302,7 @@ class Environment:
             raise ValueError(f"config file name must be a plain file name, got {name!r}")
         import yaml
 
-        data = mask_secrets(_plain(config))
+        data = mask_secrets(to_plain(config))
         self.config_dir.mkdir(parents=True, exist_ok=True)
         target = self.config_dir / name
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.config_dir)
@@ -328,20 +329,3 @@ class Environment:
     def __repr__(self) -> str:
         level = self.level.name if self.level is not None else "WORKSPACE"
         return f"Environment({level}, name={self.name!r}, workdir={str(self.workdir)!r})"
-
-
-def _plain(config: Any) -> Any:
-    """Resolved plain containers from a DictConfig / spec / mapping."""
-    if hasattr(config, "to_container") and not type(config).__module__.startswith("omegaconf"):
-        return config.to_container()
-    if type(config).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(config, resolve=True)
-    if isinstance(config, Mapping):
-        return {k: _plain(v) for k, v in config.items()}
-    if isinstance(config, (list, tuple)):
-        return [_plain(v) for v in config]
-    if isinstance(config, Path):
-        return str(config)
-    return config

@@ -37,7 +37,7 @@ source, see :mod:`lightning_expman.config.classpath`).
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ._util import mask_secrets, mask_url
+from ._util import mask_secrets, mask_url, to_plain
 from .grid import expand_grid, insert_value, multiply
 from .loader import load
 from .schema import CALLBACK_TYPES, STANDARD_KEYS, TRAINER_PARAMS
@@ -58,4 +58,5 @@ __all__ = [
     "mask_url",
     "multiply",
     "stable_hash",
+    "to_plain",
 ]

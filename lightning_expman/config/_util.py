@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..masking import MASK, is_secret_key, mask_secrets, mask_url
@@ -26,6 +27,7 @@ __all__ = [
     "parse_key",
     "set_path",
     "short",
+    "to_plain",
 ]
 
 _KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -186,4 +188,25 @@ def copy_tree(value: Any) -> Any:
         return {k: copy_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [copy_tree(v) for v in value]
+    return value
+
+
+def to_plain(value: Any) -> Any:
+    """Plain resolved dicts/lists from a DictConfig, a spec (``to_container()``) or nested mappings.
+
+    ``Path`` values become strings, so the result can be written as YAML/JSON or passed to user
+    constructors that expect plain containers.
+    """
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    if hasattr(value, "to_container"):
+        return value.to_container()
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config._util import to_plain
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,31 +41,23 @@ def new_result(spec: ExperimentSpec, job: _Job, total: int) -> RunResult:
         repeat_idx=job.repeat_idx,
         repeat=trial.repeat,
         seed=job.seed,
-        params=dict(_plain(trial.params) or {}),
+        params=dict(to_plain(trial.params) or {}),
     )
 
 
 def spec_db_url(spec: ExperimentSpec) -> str | None:
     """The URL of the experiment's db tracker (``None`` when env.yaml configures none)."""
-    for tracker in _plain(spec.env.trackers) or []:
+    for tracker in to_plain(spec.env.trackers) or []:
         if isinstance(tracker, dict) and str(tracker.get("type", "")).lower() == "db":
             return tracker.get("url") or f"sqlite:///{spec.workspace / 'expman.db'}"
     return None
-
-
-def _plain(value: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def _container(cfg: Any) -> Any:
     """Plain, resolved, secrets masked: what is stored in the database."""
     from ..config import mask_secrets
 
-    return mask_secrets(_plain(cfg))
+    return mask_secrets(to_plain(cfg))
 
 
 def _masked(url: str | None) -> str | None:

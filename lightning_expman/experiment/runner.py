@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..config._util import to_plain
 from ..enums import Level, RunStatus
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .logs import _lightning_log_to, _quiet_lightning
-from .plan import _container, _Job, _plain, new_result
+from .plan import _container, _Job, new_result
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,7 +107,8 @@ class _Runner:
 
         spec = self.spec
         self.env = Environment.from_config(spec.env)
-        manager = TrackerManager.from_config(_plain(spec.env.trackers) or [], workspace=str(self.env.workdir))
+        trackers = to_plain(spec.env.trackers) or []
+        manager = TrackerManager.from_config(trackers, workspace=str(self.env.workdir))
         self.probe = _RunProbe(manager, self.on_run_open)
         manager.add_tracker(self.probe)
         self.env.tracker_manager = manager
@@ -120,7 +122,7 @@ class _Runner:
             desc=spec.desc or "",
             config=spec.to_container(),
             config_hash=spec.config_hash,
-            tags=_plain(spec.tags),
+            tags=to_plain(spec.tags),
             workdir=str(self.exp_env.workdir),
         )
         manager.on_start(Level.EXPERIMENT)
@@ -138,7 +140,7 @@ class _Runner:
             Level.TRIAL,
             name=trial.name,
             config=_container(trial.settings),
-            tags=_plain(trial.tags),
+            tags=to_plain(trial.tags),
             workdir=str(trial_env.workdir),
         )
         self.manager.on_start(Level.TRIAL)
@@ -191,7 +193,7 @@ class _Runner:
                 "config": _container(config),
                 # The logger / collect_context add versions, host, git commit and argv to this.
                 "context": {"config_dir": str(self.spec.source_dir), "params": result.params},
-                "tags": _plain(trial.tags),
+                "tags": to_plain(trial.tags),
                 "workdir": str(run_env.workdir),
             }
             with _lightning_log_to(run_env):

@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
 from .base import Tracker
 
@@ -66,23 +67,6 @@ log = logging.getLogger(__name__)
 def _as_id(entity: Any) -> int:
     """Accept a model instance or a bare id from the manager."""
     return int(getattr(entity, "id", entity))
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
-    """Flatten nested mappings into dotted keys.
-
-    Example:
-        >>> flatten_params({"model": {"lr": 0.1, "layers": [64, 32]}, "seed": 1})
-        {'model.lr': 0.1, 'model.layers': [64, 32], 'seed': 1}
-    """
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten_params(value, name, sep))
-        else:
-            flat[name] = value
-    return flat
 
 
 class DBTracker(Tracker):
