@@ -381,3 +381,48 @@ def test_runner_mode_uses_the_given_manager_and_run_info(tmp_path):
         run = m.TrialRun.get_by_id(logger.run_id)
         assert (run.repeat_idx, run.seed, run.config, run.status) == (2, 43, {"lr": 0.1}, "COMPLETED")
         assert m.Experiment.get_by_id(m.Trial.get_by_id(run.trial).experiment).title == "grid"
+
+
+# ---------------------------------------------------------------------- per-label values
+
+
+class PerLabelModel(TinyClassifier):
+    """Logs a per-class accuracy vector through ``ExpmanLogger.log_per_label`` at each eval epoch end."""
+
+    def _per_class(self, stage: str) -> None:
+        x, y = self.trainer.datamodule.x, self.trainer.datamodule.y
+        hits = (self(x).argmax(-1) == y).float()
+        per_class = [hits[y == c].mean() for c in (0, 1)]
+        self.logger.log_per_label(f"{stage}_acc_per_class", per_class, labels=["neg", "pos"])
+
+    def on_validation_epoch_end(self):
+        self._per_class("val")
+
+    def on_test_epoch_end(self):
+        self._per_class("test")
+
+
+@pytest.mark.parametrize("attach_hooks", [True, False], ids=["hooks", "no-hooks"])
+def test_log_per_label_lands_on_epochs_and_results(tmp_path, attach_hooks):
+    logger = make_logger(tmp_path, attach_hooks=attach_hooks)
+    trainer = fit(logger, PerLabelModel(), max_epochs=2)
+    trainer.test(trainer.lightning_module, datamodule=trainer.datamodule, verbose=False)
+    logger.close()
+    with query(f"sqlite:///{tmp_path / 'expman.db'}"):
+        per_epoch = (
+            m.EpochMetric.select(m.EpochMetric.epoch_idx, m.MetricRecord.per_label_val)
+            .join(m.MetricRecord, on=(m.EpochMetric.metric == m.MetricRecord.id))
+            .where((m.EpochMetric.trial_run == logger.run_id) & (m.MetricRecord.type == "val_acc_per_class"))
+            .tuples()
+        )
+        results = dict(
+            m.MetricRecord.select(m.MetricRecord.type, m.MetricRecord.per_label_val)
+            .join(m.ResultsMetric, on=(m.ResultsMetric.metric == m.MetricRecord.id))
+            .where((m.ResultsMetric.results == logger.run_id) & m.MetricRecord.type.endswith("_per_class"))
+            .tuples()
+        )
+        epochs = sorted(idx for idx, _ in per_epoch)
+        labels = {tuple(sorted(values)) for _, values in per_epoch}
+    assert epochs == [0, 1]  # one value per epoch; the sanity check recorded nothing
+    assert labels == {("neg", "pos")}
+    assert list(results) == ["test_acc_per_class"] and sorted(results["test_acc_per_class"]) == ["neg", "pos"]

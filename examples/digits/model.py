@@ -103,8 +103,7 @@ class DigitsMLP(L.LightningModule):
         per_class = f1.compute()  # one F1 per class (average=None)
         self.log(f"{stage}_acc", acc.compute())
         self.log(f"{stage}_f1", per_class.mean())
-        if not self.trainer.sanity_checking:
-            self._log_per_label(f"{stage}_f1", per_class)
+        self._log_per_label(f"{stage}_f1", per_class)
         acc.reset()
         f1.reset()
 
@@ -117,23 +116,14 @@ class DigitsMLP(L.LightningModule):
     def _log_per_label(self, name: str, values: torch.Tensor) -> None:
         """Record the per-class vector as per-label values of ``<name>_per_class``.
 
-        ``self.log`` accepts scalars only, so the vector goes to ExpmanLogger's tracker manager
-        directly (other loggers do not receive it): an EPOCH value while fitting, a RESULTS value
-        when testing. Its total is the macro mean, the same number as ``<name>``.
+        ``self.log`` accepts scalars only, so the vector goes through ExpmanLogger (other loggers do
+        not receive it): an EPOCH value while fitting, a RESULTS value when testing.
         """
-        from lightning_expman import Level
-        from lightning_expman.lightning.logger import ExpmanLogger
+        from lightning_expman import ExpmanLogger
 
-        fitting = self.trainer.state.fn == "fit"
         for logger in self.loggers:
             if isinstance(logger, ExpmanLogger):
-                logger.experiment.track(
-                    f"{name}_per_class",
-                    values,
-                    labels=self.class_names,
-                    level=Level.EPOCH if fitting else Level.TRIAL_RUN,
-                    epoch=self.current_epoch if fitting else None,
-                )
+                logger.log_per_label(f"{name}_per_class", values, labels=self.class_names)
 
     def configure_optimizers(self) -> Any:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -607,6 +607,31 @@ class ExpmanLogger(Logger):
                 epoch = self._ckpt_epochs.get(best, self._epoch)
                 self.manager.on_checkpoint(None, best, _checkpoint_metrics(cb, best), epoch=epoch, best=True)
 
+    @rank_zero_only
+    def log_per_label(self, name: str, values: Any, labels: Sequence[str] | None = None) -> None:
+        """Record a per-label metric: a vector (torchmetrics with ``average=None``) or ``{label: value}``.
+
+        ``LightningModule.log`` takes scalars only, so call this from the module, typically at
+        epoch end. While fitting the value lands on the current epoch (nothing is recorded during
+        the sanity check); in ``test()`` / ``validate()`` it becomes a RESULTS metric of the run.
+        The stored total is the mean over labels.
+
+        Example:
+            >>> def on_validation_epoch_end(self):
+            ...     per_class = self.val_f1.compute()  # MulticlassF1Score(average=None)
+            ...     self.log("val_f1", per_class.mean())
+            ...     self.logger.log_per_label("val_f1_per_class", per_class, labels=self.class_names)
+        """
+        if self._phase == "sanity":
+            return
+        self._ensure_run()
+        fitting = self._stage == "fit" if self._hooked else not self._fb_fit_done
+        epoch = self._epoch if self._hooked else self._fb_epoch
+        if not fitting:
+            self.manager.track(name, values, labels=labels, level=Level.TRIAL_RUN)
+        elif epoch is not None:  # None: the sanity check, seen without LevelHooks
+            self.manager.track(name, values, labels=labels, level=Level.EPOCH, epoch=epoch)
+
     def add_artifact(self, path: str | os.PathLike[str], artifact_type: str | None = None) -> None:
         """Record a file produced by user code as an artifact of the open trial run."""
         if rank_zero_only.rank > 0:
