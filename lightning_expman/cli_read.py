@@ -291,38 +291,8 @@ def _show_experiment(q: Any, ref: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_per_label(q: Any, rid: int, metrics: dict[str, dict[str, Any]]) -> None:
-    """Fill ``per_label`` of the run's result metrics (``Query.run`` fills only epoch metrics').
-
-    Result metrics (``trainer.test()``: ``test_f1_per_class``...) keep their per-label values in
-    the RESULTS metric rows. A name recorded several times takes the row whose total is the
-    FINAL value shown, else the latest.
-    """
-    wanted = [n for n, m in metrics.items() if m.get("source") == "results" and not m.get("per_label")]
-    if not wanted:
-        return
-    RM, M = q.m.ResultsMetric, q.m.MetricRecord
-    rows = q._rows(
-        M.select(M.type, M.total_val, M.per_label_val)
-        .join(RM, on=(RM.metric == M.id))
-        .where((RM.results == rid) & M.type.in_(wanted) & M.per_label_val.is_null(False))
-        .order_by(M.id)
-    )
-    chosen: dict[str, Any] = {}
-    for name, total, per_label in rows:
-        if not isinstance(per_label, dict):
-            continue
-        final = metrics[name].get("final")
-        if name in chosen and chosen[name][0]:
-            continue  # already the row matching the final value
-        chosen[name] = (total == final, per_label)
-    for name, (_, per_label) in chosen.items():
-        metrics[name]["per_label"] = per_label
-
-
 def _show_run(q: Any, rid: int, args: argparse.Namespace) -> int:
     run = q.run(rid)
-    _results_per_label(q, rid, run["metrics"])
     if args.json:
         _print_json(_clean_json(run))
         return 0

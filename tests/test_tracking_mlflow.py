@@ -119,3 +119,32 @@ def test_picklable_before_use_checkpoints_and_status_mapping(store, tmp_path):
         "FAILED",
         "KILLED",
     ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "uploaded"),
+    [(True, ["checkpoints/epoch=1.ckpt"]), ("all", ["checkpoints/epoch=0.ckpt", "checkpoints/epoch=1.ckpt"])],
+    ids=["at-run-end", "all"],
+)
+def test_checkpoint_upload_modes(store, tmp_path, mode, uploaded):
+    # Top-1 rotation: epoch 0's file is saved, then deleted when epoch 1's replaces it.
+    tracker = MLflowTracker(store, synchronous=True, log_checkpoints=mode)
+    manager = TrackerManager([tracker])
+    name = f"ckpt-{mode}"
+    with TrackScope(manager, Level.EXPERIMENT, name=name), TrackScope(manager, Level.TRIAL_RUN):
+        for epoch in (0, 1):
+            ckpt = tmp_path / f"epoch={epoch}.ckpt"
+            ckpt.write_bytes(b"w")
+            manager.on_checkpoint(None, ckpt, epoch=epoch)
+            if epoch == 1:
+                (tmp_path / "epoch=0.ckpt").unlink()
+                manager.on_remove_artifact(Level.TRIAL_RUN, str(tmp_path / "epoch=0.ckpt"), "checkpoint")
+    (run,) = runs_of(store, name)
+    assert sorted(f.path for f in client(store).list_artifacts(run.info.run_id, "checkpoints")) == uploaded
+
+
+def test_bad_log_checkpoints_value_is_one_line_config_error():
+    from lightning_expman import ConfigError
+
+    with pytest.raises(ConfigError, match="log_checkpoints must be true, false or 'all', got 'best'"):
+        MLflowTracker(log_checkpoints="best")

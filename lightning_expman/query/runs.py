@@ -171,7 +171,8 @@ class RunQueries(MetricQueries):
         Returns:
             A dict with the runs-table identity fields plus ``config``, ``context``, ``error``,
             ``params``, ``metrics`` (``{name: {"final", "best", "min", "max", "n", "last",
-            "source", "per_label"}}``; ``per_label`` is the final epoch's per-label values) and
+            "source", "per_label"}}``; ``per_label`` is the final epoch's per-label values, or the
+            RESULTS row's for a result metric such as ``test_f1_per_class``) and
             ``artifacts`` (``[{"id", "type", "location", "time", "scope"}]``).
 
         Raises:
@@ -194,9 +195,32 @@ class RunQueries(MetricQueries):
         for name, (_epoch, per_label) in self._final_per_label(rid).items():
             if name in metrics and metrics[name]["source"] == "epoch":
                 metrics[name]["per_label"] = per_label
+        self._results_per_label(rid, metrics)
         base["metrics"] = dict(sorted(metrics.items()))
         base["artifacts"] = self.artifacts(rid)
         return base
+
+    def _results_per_label(self, rid: int, metrics: dict[str, dict[str, Any]]) -> None:
+        """Fill ``per_label`` of the run's result metrics from their RESULTS metric rows.
+
+        A name recorded several times takes the row whose total is the FINAL value, else the latest.
+        """
+        wanted = [n for n, v in metrics.items() if v.get("source") == "results" and not v.get("per_label")]
+        if not wanted:
+            return
+        RM, M = self.m.ResultsMetric, self.m.MetricRecord
+        rows = self._rows(
+            M.select(M.type, M.total_val, M.per_label_val)
+            .join(RM, on=(RM.metric == M.id))
+            .where((RM.results == rid) & M.type.in_(wanted) & M.per_label_val.is_null(False))
+            .order_by(M.id)
+        )
+        chosen: dict[str, tuple[bool, dict]] = {}
+        for name, total, per_label in rows:
+            if isinstance(per_label, dict) and not (name in chosen and chosen[name][0]):
+                chosen[name] = (total == metrics[name].get("final"), per_label)
+        for name, (_, per_label) in chosen.items():
+            metrics[name]["per_label"] = per_label
 
     def _run_id(self, run_id: int | str) -> int:
         TR = self.m.TrialRun

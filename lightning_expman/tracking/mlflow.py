@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..enums import Level, RunStatus
+from ..errors import ConfigError
 from .base import Tracker
 from .db import flatten_params
 
@@ -93,8 +94,10 @@ class MLflowTracker(Tracker):
         workspace: folder for the default store and artifacts.
         artifact_location: artifact root of a newly created experiment; default: the
             ``mlartifacts`` folder next to a SQLite store file.
-        log_checkpoints: upload checkpoint files as artifacts (``False``: record their path
-            in a tag only).
+        log_checkpoints: ``True`` (default): when the run ends, upload the checkpoint files still on
+            disk (top-k rotation has removed the others), like Lightning's ``MLFlowLogger(log_model=
+            True)``; ``"all"``: upload every checkpoint as soon as it is saved; ``False``: upload
+            none (the best path is still recorded in a tag).
         synchronous: ``True`` disables MLflow's asynchronous metric logging.
 
     Example:
@@ -109,9 +112,13 @@ class MLflowTracker(Tracker):
         *,
         workspace: str | Path | None = None,
         artifact_location: str | None = None,
-        log_checkpoints: bool = True,
+        log_checkpoints: bool | str = True,
         synchronous: bool = False,
     ) -> None:
+        if log_checkpoints not in (True, False, "all"):
+            raise ConfigError(
+                f"mlflow tracker: log_checkpoints must be true, false or 'all', got {log_checkpoints!r}"
+            )
         if tracking_uri is None and workspace is not None:
             tracking_uri = f"sqlite:///{Path(workspace).resolve() / 'mlflow.db'}"
             Path(workspace).mkdir(parents=True, exist_ok=True)
@@ -132,6 +139,7 @@ class MLflowTracker(Tracker):
         self._metrics: list[Any] = []  # mlflow Metric entities waiting for log_batch
         self._operations: list[Any] = []  # RunOperations of async log_batch calls
         self._uploaded: set[str] = set()  # checkpoint files uploaded to the open run
+        self._pending: dict[str, None] = {}  # checkpoints to upload at run end (ordered set)
 
     # ------------------------------------------------------------------ lazy client
 
@@ -241,6 +249,7 @@ class MLflowTracker(Tracker):
         self.run_id = run.info.run_id
         self.epoch_idx = None
         self._uploaded = set()
+        self._pending = {}
         if kwargs.get("config"):
             self._log_params(self.run_id, kwargs["config"])
 
@@ -252,6 +261,7 @@ class MLflowTracker(Tracker):
         elif level is Level.TRIAL_RUN and self.run_id is not None:
             run_id = self.run_id
             try:
+                self._upload_pending()
                 self.flush()
             finally:
                 self.run_id = None
@@ -381,26 +391,39 @@ class MLflowTracker(Tracker):
     def on_checkpoint(
         self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
     ) -> None:
-        """Upload the checkpoint under ``checkpoints/`` (``best=True`` also tags it)."""
+        """Upload the checkpoint under ``checkpoints/`` now or at run end (see ``log_checkpoints``).
+
+        ``best=True`` also tags the run with the best checkpoint's path.
+        """
         if self.run_id is None:
             return
         path = os.fspath(checkpoint_path)
-        # The best checkpoint is usually reported again at the end of a fit: upload it once.
-        again = kwargs.get("best") and path in self._uploaded
-        if self.log_checkpoints and not again and Path(path).is_file():
-            self.client.log_artifact(self.run_id, path, "checkpoints")
-            self._uploaded.add(path)
+        if self.log_checkpoints == "all":
+            self._upload(path)
+        elif self.log_checkpoints:
+            self._pending[path] = None
         if kwargs.get("best"):
             self.client.set_tag(self.run_id, "expman.best_checkpoint", _clip(checkpoint_path, _MAX_TAG_VALUE))
 
     def on_remove_artifact(
         self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
     ) -> None:
-        """Nothing to do: MLflow holds its own copy of every uploaded file, which stays valid.
+        """A checkpoint deleted locally (top-k rotation) is not uploaded at run end.
 
-        A checkpoint later deleted locally by top-k rotation is therefore still downloadable from
-        the run's ``checkpoints/`` (pass ``log_checkpoints=False`` to upload none).
+        With ``log_checkpoints="all"`` it was uploaded already, and MLflow's copy stays valid.
         """
+        self._pending.pop(os.fspath(artifact_path), None)
+
+    def _upload(self, path: str) -> None:
+        # The best checkpoint is usually reported again at the end of a fit: upload it once.
+        if path not in self._uploaded and Path(path).is_file():
+            self.client.log_artifact(self.run_id, path, "checkpoints")
+            self._uploaded.add(path)
+
+    def _upload_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for path in pending:
+            self._upload(path)
 
     # ------------------------------------------------------------------ flush / close
 
