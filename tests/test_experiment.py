@@ -238,6 +238,7 @@ def test_fail_fast_stops_at_the_first_failure(tmp_path):
     summary = Experiment.create(cfg).run(fail_fast=True)
     assert [r.status for r in summary.results] == [RunStatus.FAILED, None, None, None]
     assert summary.exit_code == 1 and "1 failed, 3 not run" in summary.table()
+    assert all(line == line.rstrip() for line in summary.table().splitlines())  # no padding at the ends
     assert len(runs_of(tmp_path)) == 1
     # With resume=False an experiment with recorded runs is refused; force records the grid again.
     with pytest.raises(ConfigError, match="already has 1 recorded runs"):

@@ -142,9 +142,9 @@ class ExperimentSummary:
         widths = [
             max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)
         ]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.append(
             f"{self.experiment}: {len(self.results)} runs: {self.counts_line()} in {self.elapsed:.1f}s"
             + (" (interrupted)" if self.interrupted else "")
