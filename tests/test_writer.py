@@ -50,6 +50,18 @@ def test_close_flushes_everything(db, run_id):
         assert con.execute("SELECT epoch FROM step_metric WHERE step=250 LIMIT 1").fetchone() == (2,)
 
 
+def test_request_flush_writes_without_the_caller_waiting(db, run_id):
+    writer = BackgroundWriter(db, flush_interval=60)  # only the request can trigger the write
+    writer.add_steps(run_id, 0, 0, {"a": 1.0, "b": 2.0})
+    writer.request_flush()
+    for _ in range(200):  # the writer thread commits shortly after; poll a separate connection
+        if count(db) == 2:
+            break
+        threading.Event().wait(0.05)
+    assert count(db) == 2
+    writer.close()
+
+
 def test_flush_blocks_until_durable_and_writer_is_reusable(db, run_id):
     writer = BackgroundWriter(db, flush_interval=60)
     writer.add_steps(run_id, 0, 0, {"a": 1.0, "b": 2.0})

@@ -242,6 +242,31 @@ class BackgroundWriter:
                 self._drained.wait(0.5 if remaining is None else min(remaining, 0.5))
         self._raise_error()
 
+    def request_flush(self) -> None:
+        """Ask the writer thread to write everything submitted so far now, without waiting for it.
+
+        Used at epoch end: the rows reach the database within milliseconds while training goes
+        on; :meth:`flush` is for when the caller must know they are durable.
+
+        Raises:
+            DatabaseError: a write failed on the writer thread since the last flush.
+        """
+        if self._in_writer_thread():
+            return
+        self._check_fork()
+        with self._lock:
+            if self._seq > self._done_seq:
+                if self._thread is None or not self._thread.is_alive():
+                    self._lock.release()
+                    try:
+                        self.flush()  # no thread to hand the work to: write it here
+                    finally:
+                        self._lock.acquire()
+                    return
+                self._flush_seq = max(self._flush_seq, self._seq)
+                self._wake.notify()
+        self._raise_error()
+
     def close(self, timeout: float | None = None) -> None:
         """Flush, stop the writer thread and re-raise a writer-side failure.
 

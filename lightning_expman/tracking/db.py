@@ -23,8 +23,8 @@ What each event stores:
                                 RESULTS when ``best=True``
 ``on_remove_artifact(level)``   the ``artifact`` rows at that path linked to the entity (a run:
                                 also its epochs and RESULTS) are deleted with their links
-``on_end(EPOCH)``               flush
-``on_end(TRIAL_RUN)``           flush, then status / error / stop epoch / end time
+``on_end(EPOCH)``               a flush is started (training does not wait for it)
+``on_end(TRIAL_RUN)``           flush (waited for), then status / error / stop epoch / end time
 ==============================  ==========================================================
 
 Example:
@@ -243,7 +243,9 @@ class DBTracker(Tracker):
         if level in self._open:
             del self._open[self._open.index(level) :]
         if level is Level.EPOCH:
-            self.flush()
+            # Write the epoch now, without holding up training; run end waits for durability.
+            if self._writer is not None:
+                self._writer.request_flush()
         elif level is Level.TRIAL_RUN:
             run = self.trial_run_id
             if run is None:
