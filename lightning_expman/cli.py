@@ -21,7 +21,7 @@ from .errors import ExpmanError
 # Modules contributing subcommands, in the order they appear in --help.
 COMMAND_MODULES = ("lightning_expman.cli_run", "lightning_expman.cli_read")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_USAGE = 0, 2  # 1 (a run failed) comes from `expman run` itself
 
 
 def build_parser() -> argparse.ArgumentParser:

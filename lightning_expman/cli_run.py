@@ -134,7 +134,7 @@ def dry_run_lines(spec: Any) -> list[str]:
 def _mask(url: str | None) -> str:
     if not url:
         return "none"
-    from .db.connect import mask_url
+    from .masking import mask_url
 
     return mask_url(url)
 

@@ -37,7 +37,8 @@ source, see :mod:`lightning_expman.config.classpath`).
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ._util import mask_secrets, mask_url, to_plain
+from ..masking import mask_secrets, mask_url
+from ._util import to_plain
 from .grid import expand_grid, insert_value, multiply
 from .loader import load
 from .schema import CALLBACK_TYPES, STANDARD_KEYS, TRAINER_PARAMS

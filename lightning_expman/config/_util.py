@@ -1,8 +1,4 @@
-"""Small helpers shared by the config modules: dotted keys, deep merge, hints.
-
-Secret masking lives in :mod:`lightning_expman.masking` (one rule for configs and stored rows);
-its names are re-exported here for the config modules.
-"""
+"""Small helpers shared by the config modules: dotted keys, deep merge, hints."""
 
 from __future__ import annotations
 
@@ -12,18 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..masking import MASK, is_secret_key, mask_secrets, mask_url
-
 __all__ = [
-    "MASK",
     "closest",
     "deep_merge",
     "dotted_keys",
     "format_key",
     "get_path",
-    "is_secret_key",
-    "mask_secrets",
-    "mask_url",
     "parse_key",
     "set_path",
     "short",

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._util import MASK, copy_tree, format_key, is_secret_key, mask_secrets, mask_url
+from ..masking import MASK, is_secret_key, mask_secrets, mask_url
+from ._util import copy_tree, format_key
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -289,11 +289,6 @@ class ExperimentSpec:
     def runs(self) -> list[RunSpec]:
         """Every trial x repeat, trial by trial, ``repeat_idx`` ascending."""
         return [run for trial in self.trials for run in trial.runs()]
-
-    def iter_runs(self) -> Iterator[RunSpec]:
-        """Like :meth:`runs`, lazily."""
-        for trial in self.trials:
-            yield from trial.runs()
 
     def trial(self, name: str) -> TrialSpec:
         """The trial called ``name``.

@@ -15,9 +15,9 @@ from typing import Any
 import peewee as pw
 
 from ..enums import RunStatus
+from ..masking import mask_url
 from . import models as m
 from .base import ManagerBase
-from .connect import mask_url
 from .values import _parse_status, _scrub_value, flatten
 
 __all__ = ["RunLifecycle"]

@@ -55,7 +55,7 @@ def spec_db_url(spec: ExperimentSpec) -> str | None:
 
 def _container(cfg: Any) -> Any:
     """Plain, resolved, secrets masked: what is stored in the database."""
-    from ..config import mask_secrets
+    from ..masking import mask_secrets
 
     return mask_secrets(to_plain(cfg))
 
@@ -63,6 +63,6 @@ def _container(cfg: Any) -> Any:
 def _masked(url: str | None) -> str | None:
     if url is None:
         return None
-    from ..db.connect import mask_url
+    from ..masking import mask_url
 
     return mask_url(url)

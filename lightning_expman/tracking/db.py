@@ -166,7 +166,7 @@ class DBTracker(Tracker):
         return state
 
     def __repr__(self) -> str:
-        from ..db.connect import mask_url
+        from ..masking import mask_url
 
         return f"DBTracker({mask_url(self.url) if self.url else None!r}, trial_run_id={self.trial_run_id})"
 
@@ -467,7 +467,7 @@ def _add_checkpoint(
     ends) gets the missing links instead of a second artifact row.
     """
     from ..db import models as m
-    from ..db.connect import mask_url
+    from ..masking import mask_url
 
     db = manager.database
     found = (
@@ -520,7 +520,7 @@ def _remove_artifact(
     recorded the same file) loses only this entity's links.
     """
     from ..db import models as m
-    from ..db.connect import mask_url
+    from ..masking import mask_url
 
     db = manager.database
     A = m.Artifact
