@@ -80,6 +80,7 @@ class RunStatus(str, Enum):
     FAILED = "FAILED"
     ABORTED = "ABORTED"
     SKIPPED = "SKIPPED"
+    LOST = "LOST"  # no heartbeat within its lease, or its process is gone (see coordination)
 
     @classmethod
     def parse(cls, value: RunStatus | str) -> RunStatus:

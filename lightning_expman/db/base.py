@@ -2,8 +2,10 @@
 stands on — transactions, the retry on a lost connection, error translation, and small query helpers.
 
 Every write runs in one transaction through :meth:`ManagerBase.run_in_transaction`, which
-re-runs the whole transaction once on a new connection when a MySQL/PostgreSQL connection was
-lost (the server rolled the failed attempt back, so nothing is lost or written twice). Driver
+re-runs the whole transaction on a new connection (with backoff, for up to ``retry_for`` seconds)
+when a MySQL/PostgreSQL connection was lost before the commit (the server rolled the failed
+attempt back, so nothing is lost or written twice); a commit whose outcome is unknown is re-run
+only when the operation is idempotent or can verify whether it landed. Driver
 errors are translated here into :class:`~lightning_expman.errors.QueryError` /
 :class:`~lightning_expman.errors.ConnectionError`, chained with ``from``; unknown ids and
 duplicates raise :class:`QueryError` instead of silently doing nothing.
@@ -15,7 +17,9 @@ The API methods live in mixins on top of this class (``writes.py``, ``reads.py``
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,26 +85,49 @@ class ManagerBase:
             except pw.PeeweeException as e:
                 raise self._translate(e, "transaction") from e
 
-    def run_in_transaction(self, fn: Callable[[], T], *, what: str = "transaction") -> T:
-        """Run ``fn()`` in one transaction and return its result.
+    def run_in_transaction(
+        self,
+        fn: Callable[[], T],
+        *,
+        what: str = "transaction",
+        idempotent: bool = False,
+        verify: Callable[[], tuple[bool, T]] | None = None,
+    ) -> T:
+        """Run ``fn()`` in one transaction and return its result, riding out lost connections.
 
-        If the connection was lost (MySQL 2006/2013/2055, a closed psycopg2 connection) before
-        the commit, the server has rolled the attempt back: reconnect and run the whole of ``fn``
-        again, once. A connection lost *during* COMMIT is not retried (the write may or may not
-        be stored) and raises ConnectionError saying so. Inside an open transaction ``fn`` simply
-        joins it.
+        A MySQL/PostgreSQL connection lost before the commit means the server rolled the attempt
+        back: reconnect (with backoff) and run the whole of ``fn`` again, for up to
+        :attr:`retry_for` seconds. A connection lost *during* COMMIT leaves the outcome unknown:
+        the attempt is re-run only when ``idempotent`` (running it twice stores it once), or when
+        ``verify()`` — called on the new connection — says it did not land (``verify`` returns
+        ``(committed, result)``). Otherwise ConnectionError says so. Inside an open transaction
+        ``fn`` simply joins it.
 
         Args:
             fn: does the writes through Peewee or ``self.database``; must be safe to re-run.
             what: what is being done, for error messages.
+            idempotent: re-running ``fn`` after it committed changes nothing.
+            verify: tells whether an attempt whose COMMIT was lost is stored.
 
         Raises:
             QueryError: a query failed (constraint violation, unknown id...).
-            ConnectionError: the connection could not be re-established.
+            ConnectionError: the server stayed unreachable for ``retry_for`` seconds, or a COMMIT
+                with an unknown outcome could not be verified.
         """
-        return self._run(fn, what, write=True)
+        return self._run(fn, what, write=True, idempotent=idempotent, verify=verify)
 
-    def _run(self, fn: Callable[[], T], what: str, *, write: bool) -> T:
+    retry_for: float = float(os.environ.get("EXPMAN_DB_RETRY_FOR", "60"))
+    """Seconds a lost MySQL/PostgreSQL connection is retried (with backoff) before an operation fails."""
+
+    def _run(
+        self,
+        fn: Callable[[], T],
+        what: str,
+        *,
+        write: bool,
+        idempotent: bool = False,
+        verify: Callable[[], tuple[bool, T]] | None = None,
+    ) -> T:
         with self._guard():
             if self._db.in_transaction():  # the outer transaction owns commit and retry
                 try:
@@ -111,9 +138,16 @@ class ManagerBase:
                     if not self._is_db_error(e):
                         raise
                     raise self._translate(e, what) from e
-            for attempt in (1, 2):
+            deadline = time.monotonic() + self.retry_for
+            delay = 0.05
+            unknown = False  # an earlier attempt's COMMIT was lost: it may be stored
+            while True:
                 done = False
                 try:
+                    if unknown and verify is not None:
+                        committed, result = verify()
+                        if committed:
+                            return result
                     if not write:
                         return fn()
                     with self._db.atomic():
@@ -125,25 +159,29 @@ class ManagerBase:
                 except Exception as e:
                     if not self._is_db_error(e):
                         raise
-                    lost = is_disconnect(self._db, e)
-                    if lost and attempt == 1 and not done:
-                        log.warning(
-                            "lost the connection to %s during %s; reconnecting and retrying", self.url, what
-                        )
-                        self._reconnect()
-                        continue
-                    if lost and done:
+                    if not is_disconnect(self._db, e):
+                        raise self._translate(e, what) from e
+                    if done and not (idempotent or verify is not None or not write):
                         raise ConnectionError(
                             f"{what}: lost the connection to {self._url.address} ({self.url}) during COMMIT, "
                             f"so the write may or may not be stored; check the data and retry"
                         ) from e
-                    raise self._translate(e, what) from e
-        raise AssertionError("unreachable")  # pragma: no cover
+                    unknown = unknown or done
+                    if time.monotonic() + delay > deadline:
+                        raise ConnectionError(
+                            f"{what}: {self.url} unreachable for {self.retry_for:g} s "
+                            f"({scrub(describe(e), self._url)}); check that the server is up and retry"
+                        ) from e
+                    log.warning("lost the connection to %s during %s; reconnecting", self.url, what)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    self._try_reconnect()
 
     def _read(self, fn: Callable[[], T], what: str) -> T:
         return self._run(fn, what, write=False)
 
-    def _reconnect(self) -> None:
+    def _try_reconnect(self) -> None:
+        """Reconnect if the server answers; a failure here is retried by the caller's loop."""
         try:
             self._db.close()
         except Exception:  # the driver may refuse to close a dead socket; Peewee resets its state anyway
@@ -151,7 +189,7 @@ class ManagerBase:
         try:
             self._db.connect(reuse_if_open=True)
         except Exception as e:
-            raise _connect_failed(self._url, e) from e
+            log.debug("reconnecting to %s failed: %s", self.url, scrub(describe(e), self._url))
 
     @staticmethod
     def _is_db_error(e: BaseException) -> bool:

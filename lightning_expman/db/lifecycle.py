@@ -8,6 +8,7 @@ does it, PostgreSQL takes an advisory transaction lock, MySQL/MariaDB a named ``
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -18,9 +19,12 @@ from ..enums import RunStatus
 from ..masking import mask_url
 from . import models as m
 from .base import ManagerBase
+from .clock import db_clock
 from .values import _parse_status, _scrub_value, flatten
 
 __all__ = ["RunLifecycle"]
+
+log = logging.getLogger("lightning_expman.db.manager")
 
 
 class RunLifecycle(ManagerBase):
@@ -76,7 +80,7 @@ class RunLifecycle(ManagerBase):
             return self._insert_experiment(title, desc, config, config_hash, tags)
 
         with self._serialized(f"experiment:{title}"):
-            return self.run_in_transaction(fn, what=f"get or create experiment {title!r}")
+            return self.run_in_transaction(fn, what=f"get or create experiment {title!r}", idempotent=True)
 
     def get_or_create_trial(
         self, experiment_id: int, name: str, *, config: Mapping[str, Any] | None = None, tags: Any = None
@@ -102,7 +106,7 @@ class RunLifecycle(ManagerBase):
 
         with self._serialized(f"trial:{experiment_id}:{name}"):
             return self.run_in_transaction(
-                fn, what=f"get or create trial {name!r} of experiment {experiment_id}"
+                fn, what=f"get or create trial {name!r} of experiment {experiment_id}", idempotent=True
             )
 
     def finish_trial_run(
@@ -112,8 +116,14 @@ class RunLifecycle(ManagerBase):
         *,
         error: str | None = None,
         stop_epoch: int | None = None,
+        owner: str | None = None,
     ) -> m.TrialRun:
         """Mark a trial run finished: status, ``end_time``, ``update_time`` (and error text / stop epoch).
+
+        Args:
+            owner: the lease token the run was created with. Given, the row is changed only while
+                it is RUNNING under that lease: a run another process declared LOST (and whose unit
+                it handed on) keeps that status.
 
         Raises:
             QueryError: unknown trial run or status.
@@ -127,26 +137,91 @@ class RunLifecycle(ManagerBase):
                 m.TrialRun.status: parsed.value,
                 m.TrialRun.end_time: now,
                 m.TrialRun.update_time: now,
-                m.TrialRun.heartbeat: now,
+                m.TrialRun.heartbeat: db_clock(self._backend),
             }
             if error is not None:
                 values[m.TrialRun.error] = mask_url(str(error))
             if stop_epoch is not None:
                 values[m.TrialRun.stop_epoch] = stop_epoch
+            if owner is not None:
+                held = (m.TrialRun.owner == owner) & (m.TrialRun.status == RunStatus.RUNNING.value)
+                if not m.TrialRun.select().where((m.TrialRun.id == trial_run_id) & held).exists(self._db):
+                    row = self._get_run(trial_run_id)
+                    log.warning(
+                        "trial run %s is %s (no longer held by this process): not recording it %s",
+                        trial_run_id,
+                        row.status,
+                        parsed.value,
+                    )
+                    return row
             return self._update_run(trial_run_id, values)
 
-        return self.run_in_transaction(fn, what=f"finish trial run {trial_run_id} as {parsed.value}")
+        return self.run_in_transaction(
+            fn, what=f"finish trial run {trial_run_id} as {parsed.value}", idempotent=True
+        )
 
-    def heartbeat(self, trial_run_id: int) -> None:
-        """Refresh a running trial run's heartbeat (a stale heartbeat marks a crashed run)."""
+    def describe_trial_run(
+        self,
+        trial_run_id: int,
+        *,
+        seed: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        tags: Any = None,
+        host: str | None = None,
+        git_commit: str | None = None,
+    ) -> None:
+        """Fill in what is known once a claimed run starts (the claim created the row); secrets masked.
+
+        Raises:
+            QueryError: unknown trial run.
+        """
+        values = {
+            m.TrialRun.seed: seed,
+            m.TrialRun.config: _scrub_value(config),
+            m.TrialRun.context: _scrub_value(context),
+            m.TrialRun.tags: _scrub_value(tags),
+            m.TrialRun.host: host,
+            m.TrialRun.git_commit: git_commit,
+        }
+        values = {k: v for k, v in values.items() if v is not None}
 
         def fn() -> None:
-            now = m.utcnow()
-            n = m.TrialRun.update(heartbeat=now).where(m.TrialRun.id == trial_run_id).execute(self._db)
+            self._require(m.TrialRun, trial_run_id, "trial run")
+            if values:
+                m.TrialRun.update(values).where(m.TrialRun.id == trial_run_id).execute(self._db)
+
+        self.run_in_transaction(fn, what=f"describe trial run {trial_run_id}", idempotent=True)
+
+    def _get_run(self, trial_run_id: int) -> m.TrialRun:
+        return m.TrialRun.select().where(m.TrialRun.id == trial_run_id).get(self._db)
+
+    def heartbeat(self, trial_run_id: int) -> None:
+        """Refresh a trial run's heartbeat on the database's clock (a stale heartbeat marks a lost run)."""
+
+        def fn() -> None:
+            n = (
+                m.TrialRun.update(heartbeat=db_clock(self._backend))
+                .where(m.TrialRun.id == trial_run_id)
+                .execute(self._db)
+            )
             if not n:
                 self._require(m.TrialRun, trial_run_id, "trial run")  # MySQL counts unchanged rows as 0
 
-        self.run_in_transaction(fn, what=f"heartbeat of trial run {trial_run_id}")
+        self.run_in_transaction(fn, what=f"heartbeat of trial run {trial_run_id}", idempotent=True)
+
+    def renew_lease(self, trial_run_id: int, owner: str) -> bool:
+        """Renew the lease ``owner`` holds on a RUNNING trial run; False when it is no longer held
+        (another process declared the run LOST)."""
+        TR = m.TrialRun
+        held = (TR.id == trial_run_id) & (TR.owner == owner) & (TR.status == RunStatus.RUNNING.value)
+
+        def fn() -> bool:
+            if TR.update(heartbeat=db_clock(self._backend)).where(held).execute(self._db):
+                return True
+            return TR.select().where(held).exists(self._db)  # MySQL counts unchanged rows as 0
+
+        return self.run_in_transaction(fn, what=f"lease of trial run {trial_run_id}", idempotent=True)
 
     def log_params(self, trial_run_id: int, params: Mapping[str, Any]) -> int:
         """Store a run's hyperparameters, flattened to dotted keys (``{"model": {"lr": 0.1}}`` ->
@@ -178,4 +253,6 @@ class RunLifecycle(ManagerBase):
             q.execute(self._db)
             return len(rows)
 
-        return self.run_in_transaction(fn, what=f"log {len(rows)} params of trial run {trial_run_id}")
+        return self.run_in_transaction(
+            fn, what=f"log {len(rows)} params of trial run {trial_run_id}", idempotent=True
+        )

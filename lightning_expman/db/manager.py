@@ -26,8 +26,9 @@ The API is written in one module per concern and composed here:
 * ``values.py``: secrets masked, params flattened, NaN -> NULL before anything is stored.
 
 Every write runs in one transaction through :meth:`DatabaseManager.run_in_transaction`, which
-re-runs the whole transaction once on a new connection when a MySQL/PostgreSQL connection was
-lost (the server rolled the failed attempt back, so nothing is lost or written twice). Driver
+re-runs the whole transaction on a new connection, with backoff for up to ``retry_for`` seconds
+(default 60), when a MySQL/PostgreSQL connection was lost before its commit (the server rolled
+the attempt back, so nothing is lost or written twice). Driver
 errors are translated into :class:`~lightning_expman.errors.QueryError` /
 :class:`~lightning_expman.errors.ConnectionError`, chained with ``from``; unknown ids, duplicates
 and bad statuses raise :class:`QueryError` instead of silently doing nothing.
@@ -89,6 +90,8 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, BulkWrites):
         port: MySQL port (default 3306).
         migrations: the migration registry (default ``migrations.MIGRATIONS``; tests pass their own).
         schema_version: the version to create/upgrade to (default ``models.SCHEMA_VERSION``).
+        retry_for: seconds a lost server connection is retried before an operation fails
+            (default 60; ``$EXPMAN_DB_RETRY_FOR`` overrides the default).
 
     Raises:
         ConnectionError: the database cannot be opened (message names host:port, masked URL).
@@ -106,7 +109,10 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, BulkWrites):
         *,
         migrations: Mapping[int, Migration] | None = None,
         schema_version: int | None = None,
+        retry_for: float | None = None,
     ) -> None:
+        if retry_for is not None:
+            self.retry_for = float(retry_for)
         self._url = self._resolve_url(database_path, use_sqlite, host, user, password, port)
         self._db = open_database(self._url)
         self._backend = backend_of(self._db)
@@ -179,6 +185,19 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, BulkWrites):
                     self._db.close()
                 except pw.PeeweeException as e:
                     raise self._translate(e, "closing the connection") from e
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's own connection, leaving a shared one (in-memory SQLite) open.
+
+        For helper threads (writer, lease) on their way out: Peewee keeps a connection per thread,
+        which would otherwise stay open until garbage collection.
+        """
+        if not self._db.thread_safe:
+            return
+        try:
+            self.close()
+        except Exception as e:
+            log.debug("closing a thread's connection failed: %s", e)
 
     def __enter__(self) -> DatabaseManager:
         return self

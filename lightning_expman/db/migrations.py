@@ -44,8 +44,27 @@ log = logging.getLogger(__name__)
 Migration = Callable[[SchemaMigrator, pw.Database], None]
 """Upgrades a database from version N (its key in the registry) to N + 1."""
 
-MIGRATIONS: dict[int, Migration] = {}
-"""The registry: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``. Empty at version 1."""
+
+def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
+    """Coordination: run leases on ``trial_run``, the ``claim`` and ``write_mark`` tables.
+
+    Rows written by release 1 get no lease (``lease_s`` NULL): a RUNNING one is declared LOST
+    after :data:`~lightning_expman.coordination.UNLEASED_STALE_AFTER` without a heartbeat.
+    """
+    migrate(
+        migrator.add_column("trial_run", "owner", pw.CharField(max_length=32, null=True)),
+        migrator.add_column("trial_run", "lease_s", pw.FloatField(null=True)),
+        migrator.add_column("trial_run", "pid", pw.IntegerField(null=True)),
+        migrator.add_column("trial_run", "proc_key", pw.CharField(max_length=128, null=True)),
+        migrator.add_column("trial_run", "attempts", pw.IntegerField(default=1)),
+        migrator.add_index("trial_run", ("owner",), False),
+    )
+    for model in (models.Claim, models.WriteMark):
+        pw.SchemaManager(model, db).create_all(safe=True)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+"""The registry: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``."""
 
 _LOCK_NAME = "lightning_expman_schema"
 _PG_LOCK_KEY = 0x6C65_7870  # arbitrary constant: this project's advisory lock id ("lexp")
@@ -137,9 +156,9 @@ def ensure_schema(
         >>> from lightning_expman.db.connect import open_database
         >>> db = open_database("sqlite:///:memory:")
         >>> ensure_schema(db)
-        1
+        2
         >>> get_schema_version(db)
-        1
+        2
     """
     target = models.SCHEMA_VERSION if target is None else target
     registry = MIGRATIONS if migrations is None else migrations

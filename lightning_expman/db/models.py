@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Artifact",
     "BaseModel",
+    "Claim",
     "Epoch",
     "EpochArtifact",
     "EpochMetric",
@@ -42,12 +43,13 @@ __all__ = [
     "TrialArtifact",
     "TrialRun",
     "TrialRunArtifact",
+    "WriteMark",
     "database_proxy",
     "finite_or_none",
     "utcnow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the schema this code writes; bumped with every migration in ``migrations.py``."""
 
 database_proxy = pw.DatabaseProxy()
@@ -128,7 +130,7 @@ class TrialRun(BaseModel):
     start_time = pw.DateTimeField(default=utcnow)
     update_time = pw.DateTimeField(default=utcnow)
     end_time = pw.DateTimeField(null=True)
-    heartbeat = pw.DateTimeField(null=True)  # refreshed while running; stale => crashed
+    heartbeat = pw.DateTimeField(null=True)  # the lease: refreshed on the database's clock while running
     repeat_idx = pw.IntegerField(null=True)  # 1..repeat
     seed = pw.BigIntegerField(null=True)
     host = pw.CharField(max_length=255, null=True)
@@ -138,6 +140,13 @@ class TrialRun(BaseModel):
     config = JSONText(null=True)  # resolved run config (passwords masked)
     context = JSONText(null=True)  # python / torch / lightning versions, platform...
     tags = JSONText(null=True)
+    # The lease (see lightning_expman.coordination): who holds the run and for how long a silence
+    # is tolerated before another process declares it LOST.
+    owner = pw.CharField(max_length=32, null=True, index=True)  # random token of the lease holder
+    lease_s = pw.FloatField(null=True)  # NULL: no lease holder (manual DatabaseManager use)
+    pid = pw.IntegerField(null=True)
+    proc_key = pw.CharField(max_length=128, null=True)  # boot id, pid namespace, pid, start time
+    attempts = pw.IntegerField(default=1)  # fits that wrote into this row (continued runs: > 1)
 
     class Meta:
         table_name = "trial_run"
@@ -293,6 +302,35 @@ class RunParam(BaseModel):
         primary_key = pw.CompositeKey("trial_run", "key")
 
 
+class Claim(BaseModel):
+    """One row per claimable unit, a (trial, repeat): who may run it is decided on this row.
+
+    ``trial_run`` is the unit's current attempt; its status and lease say whether the unit is
+    done, taken, or free to claim (see :mod:`lightning_expman.coordination`).
+    """
+
+    id = pw.AutoField()
+    trial = pw.ForeignKeyField(Trial, backref="claims", on_delete="CASCADE")
+    repeat_idx = pw.IntegerField()
+    trial_run = pw.ForeignKeyField(TrialRun, null=True, on_delete="SET NULL")
+    claimed_at = pw.DateTimeField(null=True)  # the database's clock
+
+    class Meta:
+        table_name = "claim"
+        indexes = ((("trial", "repeat_idx"), True),)
+
+
+class WriteMark(BaseModel):
+    """The last batch a background writer committed: lets it tell, after a connection lost during
+    COMMIT, whether that batch is stored (so it is written exactly once)."""
+
+    writer = pw.CharField(max_length=32, primary_key=True)
+    seq = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "write_mark"
+
+
 class SchemaVersion(BaseModel):
     """A single row (id=1) holding the schema version of this database."""
 
@@ -321,6 +359,8 @@ ALL_MODELS: list[type[BaseModel]] = [
     EpochArtifact,
     StepMetric,
     RunParam,
+    Claim,
+    WriteMark,
     SchemaVersion,
 ]
 """Every table, in creation order (parents before children)."""

@@ -37,6 +37,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -65,11 +66,9 @@ class BackgroundWriter:
     Args:
         manager: the :class:`~lightning_expman.db.manager.DatabaseManager` to write through
             (its connection is per thread, so the writer thread gets its own).
-        flush_interval: seconds between timer-driven drains (and :attr:`on_tick` calls).
+        flush_interval: seconds between timer-driven drains.
         max_pending: buffered values (step values, or operations) at which producers block
             until the writer catches up.
-        on_tick: called on the writer thread after each timer drain (e.g. a run heartbeat);
-            its errors are logged, not raised.
         name: the thread's name.
 
     Operations are applied in submission order, except that step rows, which depend on
@@ -88,7 +87,6 @@ class BackgroundWriter:
         *,
         flush_interval: float = 1.0,
         max_pending: int = 100_000,
-        on_tick: Callable[[], None] | None = None,
         name: str = "expman-writer",
     ) -> None:
         if flush_interval <= 0:
@@ -98,7 +96,6 @@ class BackgroundWriter:
         self.manager = manager
         self.flush_interval = float(flush_interval)
         self.max_pending = int(max_pending)
-        self.on_tick = on_tick
         self.name = name
         self._high = max(1, self.max_pending // 2)  # nudge the writer from here on
         self._lock = threading.Lock()
@@ -115,6 +112,8 @@ class BackgroundWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lost = 0
+        self._token = uuid.uuid4().hex  # names this writer's row in write_mark
+        self._batches = 0
         self._pid = os.getpid()
         _LIVE.add(self)
 
@@ -165,8 +164,8 @@ class BackgroundWriter:
             self._start()
 
     def start(self) -> None:
-        """Start the writer thread now (it otherwise starts on the first submission), e.g. so
-        that :attr:`on_tick` runs before anything is buffered."""
+        """Start the writer thread now (it otherwise starts on the first submission), so that
+        its flush timer runs from the start of a run."""
         if self._thread is None or not self._thread.is_alive():
             self._start()
 
@@ -367,32 +366,12 @@ class BackgroundWriter:
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + self.flush_interval
-                self._tick()
             if stopping:
                 with self._lock:
                     if self._ops:
                         continue
-                self._close_connection()
+                self.manager.close_thread_connection()
                 return
-
-    def _close_connection(self) -> None:
-        """Close this thread's connection (Peewee keeps one per thread; it would otherwise stay
-        open until garbage collection). A shared single connection (in-memory SQLite) is not ours."""
-        db = getattr(self.manager, "database", None)
-        if db is None or not getattr(db, "thread_safe", False):
-            return
-        try:
-            self.manager.close()
-        except Exception as e:
-            log.debug("background writer: closing its connection failed: %s", e)
-
-    def _tick(self) -> None:
-        if self.on_tick is None:
-            return
-        try:
-            self.on_tick()
-        except Exception as e:  # a missed heartbeat is not lost data
-            log.warning("background writer: periodic task failed: %s", e)
 
     def _drain_here(self) -> None:
         """Write the buffer on the calling thread (no writer thread available)."""
@@ -405,8 +384,13 @@ class BackgroundWriter:
             self._drained.notify_all()
 
     def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        """Apply a batch in ONE transaction; each operation in its own savepoint, so a bad
-        operation (e.g. an unknown id) is reported without losing the rest of the batch."""
+        """Apply a batch in ONE transaction, exactly once; each operation in its own savepoint, so
+        a bad operation (e.g. an unknown id) is reported without losing the rest of the batch.
+
+        A lost server connection is retried by ``run_in_transaction`` (backoff, up to the
+        manager's ``retry_for``); on a server database each batch also stores its number in
+        ``write_mark``, so a batch whose COMMIT was lost is re-run only if it did not land.
+        """
         rows: list[tuple[Any, ...]] = []
         calls: list[tuple[Any, ...]] = []
         for op in batch:
@@ -419,6 +403,9 @@ class BackgroundWriter:
             else:
                 calls.append(op)
         manager = self.manager
+        marked = manager.backend != "sqlite"  # SQLite never loses its connection
+        self._batches += 1
+        number = self._batches
 
         def body() -> list[tuple[str, BaseException]]:
             failures: list[tuple[str, BaseException]] = []
@@ -426,16 +413,23 @@ class BackgroundWriter:
                 self._apply(manager.record_step_metrics, (rows,), {}, f"{len(rows)} step values", failures)
             for _, fn, args, kwargs in calls:
                 self._apply(fn, args, kwargs, getattr(fn, "__name__", repr(fn)), failures)
+            if marked:
+                _mark(manager, self._token, number)
             return failures
 
+        def landed() -> tuple[bool, list[tuple[str, BaseException]]]:
+            return _marked(manager, self._token) >= number, []
+
         try:
-            # A lost connection re-runs the whole batch once (it was rolled back by the server).
-            failures = manager.run_in_transaction(body, what=f"background write of {len(batch)} operations")
+            failures = manager.run_in_transaction(
+                body, what=f"background write of {len(batch)} operations", verify=landed if marked else None
+            )
         except Exception as e:
-            self._fail(e, f"a batch of {len(rows)} step values and {len(calls)} operations")
+            self._fail(e, len(rows) + len(calls))
             return
         for what, error in failures:
-            self._fail(error, what)
+            log.error("background writer: writing %s failed: %s", what, error, exc_info=error)
+            self._fail(error, len(rows) if what.endswith("step values") else 1)
 
     def _apply(
         self,
@@ -454,23 +448,43 @@ class BackgroundWriter:
                 raise _driver_cause(e) from None  # let run_in_transaction reconnect and retry
             failures.append((what, e))
 
-    def _fail(self, error: BaseException, what: str) -> None:
-        log.error("background writer: writing %s failed: %s", what, error, exc_info=error)
+    def _fail(self, error: BaseException, values: int) -> None:
+        if not isinstance(error, DatabaseError) or "unreachable" not in str(error):
+            log.error("background writer: a write failed: %s", error)
         with self._lock:
             if self._error is None:
                 self._error = error
                 self._lost = 0
-            self._lost += 1
+            self._lost += values
 
     def _raise_error(self) -> None:
         with self._lock:
             error, self._error = self._error, None
             lost, self._lost = self._lost, 0
         if error is not None:
+            detail = " ".join(str(error).split())
             raise DatabaseError(
-                f"background database write failed ({lost} batch part(s) not written): "
-                f"{type(error).__name__}: {error}"
+                f"background database write failed, {lost} value(s) not written: {detail}"
             ) from error
+
+
+def _mark(manager: DatabaseManager, writer: str, number: int) -> None:
+    """Store ``number`` as ``writer``'s last committed batch (inside the batch's transaction)."""
+    from .models import WriteMark
+
+    db = manager.database
+    # Numbers grow, so an existing row always changes (MySQL counts unchanged rows as 0).
+    updated = WriteMark.update(seq=number).where(WriteMark.writer == writer).execute(db)
+    if not updated:
+        WriteMark.insert(writer=writer, seq=number).execute(db)
+
+
+def _marked(manager: DatabaseManager, writer: str) -> int:
+    """The last batch ``writer`` committed (0 for none)."""
+    from .models import WriteMark
+
+    seq = WriteMark.select(WriteMark.seq).where(WriteMark.writer == writer).scalar(manager.database)
+    return int(seq or 0)
 
 
 def _driver_cause(error: BaseException) -> BaseException:

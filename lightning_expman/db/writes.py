@@ -7,6 +7,7 @@ unknown ids, duplicate links and bad statuses raise :class:`~lightning_expman.er
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from ..enums import MetricKey, RunStatus, metric_name
 from ..errors import QueryError
 from . import models as m
 from .base import ManagerBase
+from .clock import db_clock
 from .values import _parse_status, _scrub_value
 
 __all__ = ["SeedWrites"]
@@ -75,8 +77,15 @@ class SeedWrites(ManagerBase):
         tags: Any = None,
         host: str | None = None,
         git_commit: str | None = None,
+        owner: str | None = None,
+        lease_s: float | None = None,
     ) -> m.TrialRun:
         """Insert a TRIAL_RUN of trial ``trial_id`` (host defaults to this machine; heartbeat = now).
+
+        With ``owner`` (a lease token) and ``lease_s`` the run is leased to this process: its
+        pid and process key are stored and it must be renewed (``renew_lease``, done by
+        :class:`lightning_expman.coordination.Lease`) or it is declared LOST after ``lease_s``
+        seconds. Without them the run has no lease holder (the seed's manual use).
 
         Example:
             >>> db = DatabaseManager("sqlite:///:memory:")
@@ -93,7 +102,7 @@ class SeedWrites(ManagerBase):
         def fn() -> m.TrialRun:
             self._require(m.Trial, trial_id, "trial")
             now = m.utcnow()
-            return self._insert(
+            run = self._insert(
                 m.TrialRun,
                 trial=trial_id,
                 status=parsed.value,
@@ -107,9 +116,32 @@ class SeedWrites(ManagerBase):
                 config=_scrub_value(config),
                 context=_scrub_value(context),
                 tags=_scrub_value(tags),
+                **lease,
             )
+            if owner is not None:  # the lease is measured on the database's clock
+                m.TrialRun.update(heartbeat=db_clock(self._backend)).where(m.TrialRun.id == run.id).execute(
+                    self._db
+                )
+            return run
 
-        return self.run_in_transaction(fn, what=f"create trial run of trial {trial_id}")
+        lease: dict[str, Any] = {}
+        if owner is not None:
+            from ..coordination import DEFAULT_STALE_AFTER, proc_key
+
+            lease = {
+                "owner": owner,
+                "lease_s": float(lease_s if lease_s is not None else DEFAULT_STALE_AFTER),
+                "pid": os.getpid(),
+                "proc_key": proc_key(),
+            }
+
+        def committed() -> tuple[bool, m.TrialRun | None]:  # a lost COMMIT: did it land?
+            row = m.TrialRun.select().where(m.TrialRun.owner == owner).first(self._db)
+            return row is not None, row
+
+        return self.run_in_transaction(
+            fn, what=f"create trial run of trial {trial_id}", verify=committed if owner else None
+        )
 
     def record_metric(
         self, total_val: float | None, metric_type: MetricKey, per_label_val: Any = None

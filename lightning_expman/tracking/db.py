@@ -46,7 +46,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +55,7 @@ from ..enums import Level, RunStatus
 from .base import Tracker
 
 if TYPE_CHECKING:
+    from ..coordination import Lease
     from ..db.manager import DatabaseManager
     from ..db.writer import BackgroundWriter
 
@@ -80,8 +80,9 @@ class DBTracker(Tracker):
         workspace: folder of the default SQLite file when ``url`` is ``None``.
         flush_interval: seconds between background flushes.
         max_pending: buffered values at which the training thread blocks (back-pressure).
-        heartbeat_interval: seconds between heartbeats of the open trial run (written from the
-            background thread; a stale heartbeat marks a crashed run).
+        stale_after: the lease of the runs this tracker creates: a heartbeat thread renews it
+            every ``stale_after / 4`` seconds (at most 10 s); a run silent for longer is declared
+            LOST by the next process that looks (see :mod:`lightning_expman.coordination`).
 
     Attributes:
         experiment_id, trial_id, trial_run_id: ids of the open entities (``None`` when closed).
@@ -102,7 +103,7 @@ class DBTracker(Tracker):
         workspace: str | Path | None = None,
         flush_interval: float = 1.0,
         max_pending: int = 100_000,
-        heartbeat_interval: float = 10.0,
+        stale_after: float | None = None,
     ) -> None:
         if url is None and manager is None:
             if workspace is None:
@@ -116,7 +117,11 @@ class DBTracker(Tracker):
         self._connect_to: Any = url if url is not None else getattr(manager, "_url", None)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        self.heartbeat_interval = heartbeat_interval
+        if stale_after is None:
+            from ..coordination import DEFAULT_STALE_AFTER
+
+            stale_after = DEFAULT_STALE_AFTER
+        self.stale_after = float(stale_after)
         self._manager = manager
         self._owns_manager = manager is None
         self._writer: BackgroundWriter | None = None
@@ -126,7 +131,8 @@ class DBTracker(Tracker):
         self.epoch_idx: int | None = None
         self._epochs: set[int] = set()  # epoch rows already submitted for the open run
         self._open: list[Level] = []
-        self._last_heartbeat = 0.0
+        self._owner: str | None = None  # the lease token of the open run
+        self._lease: Lease | None = None  # renews it, when this tracker holds the lease
 
     # ------------------------------------------------------------------ lazy resources
 
@@ -152,7 +158,6 @@ class DBTracker(Tracker):
                 self.manager,
                 flush_interval=self.flush_interval,
                 max_pending=self.max_pending,
-                on_tick=self._heartbeat,
                 name="expman-db-writer",
             )
         return self._writer
@@ -160,6 +165,7 @@ class DBTracker(Tracker):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_writer"] = None
+        state["_lease"] = None
         if self._owns_manager or self._connect_to is not None:
             state["_manager"] = None  # reopened from the url in the unpickled copy
             state["_owns_manager"] = True
@@ -169,13 +175,6 @@ class DBTracker(Tracker):
         from ..masking import mask_url
 
         return f"DBTracker({mask_url(self.url) if self.url else None!r}, trial_run_id={self.trial_run_id})"
-
-    def _heartbeat(self) -> None:
-        run = self.trial_run_id
-        now = time.monotonic()
-        if run is not None and now - self._last_heartbeat >= self.heartbeat_interval:
-            self._last_heartbeat = now
-            self.manager.heartbeat(run)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -208,32 +207,51 @@ class DBTracker(Tracker):
                 log.warning("DBTracker: TRIAL_RUN created outside a TRIAL; recording it under 'default'")
                 self.on_create(Level.TRIAL, name="default")
             self.flush()  # a previous run's buffered rows go first
-            context = kwargs.get("context") or {}
-            host = kwargs.get("host") or context.get("host") or socket.gethostname()
-            git_commit = kwargs.get("git_commit") or context.get("git_commit")
-            self.trial_run_id = _as_id(
-                self.manager.create_trial_run(
-                    self.trial_id,
-                    RunStatus.RUNNING.value,
-                    repeat_idx=kwargs.get("repeat_idx"),
-                    seed=kwargs.get("seed"),
-                    config=kwargs.get("config"),
-                    context=context or None,
-                    tags=kwargs.get("tags"),
-                    host=host,
-                    git_commit=git_commit,
-                )
-            )
-            self.epoch_idx = None
-            self._epochs = set()
-            self._last_heartbeat = time.monotonic()  # created_trial_run is the first beat
-            self.writer.start()  # the timer (and the heartbeat) run from the start of the run
+            self._open_run(kwargs)
         elif level is Level.EPOCH:
             epoch = kwargs.get("epoch_idx", kwargs.get("epoch"))
             if epoch is None:
                 epoch = 0 if self.epoch_idx is None else self.epoch_idx + 1
             self.epoch_idx = int(epoch)
             self._ensure_epoch(self.epoch_idx)
+
+    def _open_run(self, kwargs: Mapping[str, Any]) -> None:
+        """Adopt the trial run a claim created (``claimed_run_id``; the claimer renews its lease),
+        or create one leased to this process (drop-in use) after reaping runs found stale."""
+        from ..coordination import Lease, new_owner, reap
+
+        context = kwargs.get("context") or {}
+        fields = {
+            "seed": kwargs.get("seed"),
+            "config": kwargs.get("config"),
+            "context": context or None,
+            "tags": kwargs.get("tags"),
+            "host": kwargs.get("host") or context.get("host") or socket.gethostname(),
+            "git_commit": kwargs.get("git_commit") or context.get("git_commit"),
+        }
+        claimed = kwargs.get("claimed_run_id")
+        if claimed is not None:
+            self.trial_run_id = int(claimed)
+            self._owner = kwargs.get("lease_owner")
+            self.manager.describe_trial_run(self.trial_run_id, **fields)
+        else:
+            reap(self.manager)
+            self._owner = new_owner()
+            self.trial_run_id = _as_id(
+                self.manager.create_trial_run(
+                    self.trial_id,
+                    RunStatus.RUNNING.value,
+                    repeat_idx=kwargs.get("repeat_idx"),
+                    owner=self._owner,
+                    lease_s=self.stale_after,
+                    **fields,
+                )
+            )
+            self._lease = Lease(self.manager, self.trial_run_id, self._owner, stale_after=self.stale_after)
+            self._lease.start()
+        self.epoch_idx = None
+        self._epochs = set()
+        self.writer.start()  # the flush timer runs from the start of the run
 
     def on_start(self, level: Level, **kwargs: Any) -> None:
         self._open.append(Level(level))
@@ -251,16 +269,28 @@ class DBTracker(Tracker):
             if run is None:
                 return
             status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
+            error = kwargs.get("error")
             try:
                 self.flush()
+            except Exception as e:  # the run's data is incomplete: it must not look successful
+                if status in (RunStatus.COMPLETED, RunStatus.STOPPED):
+                    status = RunStatus.FAILED
+                error = error or str(e)
+                raise
             finally:
-                # Even if buffered rows failed, the run must not stay RUNNING.
-                self.manager.finish_trial_run(
-                    run, status.value, error=kwargs.get("error"), stop_epoch=kwargs.get("stop_epoch")
-                )
-                self.trial_run_id = None
-                self.epoch_idx = None
-                self._epochs = set()
+                lease, self._lease = self._lease, None
+                if lease is not None:
+                    lease.stop()
+                try:
+                    # Even if buffered rows failed, the run must not stay RUNNING.
+                    self.manager.finish_trial_run(
+                        run, status.value, error=error, stop_epoch=kwargs.get("stop_epoch"), owner=self._owner
+                    )
+                finally:
+                    self.trial_run_id = None
+                    self._owner = None
+                    self.epoch_idx = None
+                    self._epochs = set()
         elif level is Level.TRIAL:
             self.flush()
             self.trial_id = None
@@ -448,6 +478,9 @@ class DBTracker(Tracker):
 
     def close(self) -> None:
         """Flush, stop the writer thread and close an owned connection (reopened on next use)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.stop()
         writer, self._writer = self._writer, None
         try:
             if writer is not None:
