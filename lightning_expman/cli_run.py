@@ -9,11 +9,17 @@
     expman run configs/digits --dry-run                # list the expanded runs, run nothing
     expman run configs/digits --no-resume --force      # record the whole grid again as new runs
     expman run configs/digits --db postgresql://me@host/expman
+    expman run configs/digits --db mysql://me@db/expman --wait   # one of many launchers
 
-Output: one progress line per run (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43 COMPLETED 4.2s``)
-and a summary table. Exit codes: 0 every run completed or stopped early; 1 a run failed; 2 bad
-configuration or usage (one line on stderr, nothing written); 130 interrupted (Ctrl-C: the
-current runs are recorded ABORTED; running the command again continues).
+Any number of ``expman run`` processes on any hosts pointed at one database split the grid: each
+(trial, repeat) is claimed in the database before it runs (see ``lightning_expman.coordination``).
+
+Output: one progress line per run this process runs (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43
+COMPLETED 4.2s``) and a summary table. Exit codes: 0 the whole grid completed or stopped early; 1 a
+run failed or was lost (here or in another process); 2 bad configuration or usage (one line on
+stderr, nothing written); 3 nothing left to claim here but runs still in progress in other
+processes (run again later, or pass ``--wait``); 130 interrupted (Ctrl-C: the current runs are
+recorded ABORTED; running the command again continues).
 
 Class paths are imported like ``python -m`` does: the current directory comes first on
 ``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root.
@@ -59,9 +65,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Run the experiment described by CONFIG_DIR (env.yaml, experiment.yaml, base.yaml, "
             "trials.yaml): every trial x repeat is one Lightning fit recorded in the database. "
-            "The current directory is importable for class paths. Exit codes: 0 all runs "
-            "completed or stopped early, 1 a run failed, 2 bad configuration or usage, "
-            "130 interrupted."
+            "The current directory is importable for class paths. Several expman run processes "
+            "pointed at one database split the grid (each run is claimed in the database). Exit "
+            "codes: 0 the whole grid completed or stopped early, 1 a run failed or was lost, 2 bad "
+            "configuration or usage, 3 runs still in progress in other processes, 130 interrupted."
         ),
     )
     parser.add_argument(
@@ -100,7 +107,14 @@ def register(subparsers: Any) -> None:
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="resuming: a RUNNING run whose heartbeat is older than this is re-run (default 120)",
+        help="lease of the runs started here: a run silent (no heartbeat) for longer is declared LOST "
+        "by the next process that looks, and run again (default 120)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when nothing is left to claim but runs are in progress in other processes, wait for them "
+        "and take over any that are lost (default: exit with code 3)",
     )
     parser.set_defaults(handler=run_command)
 
@@ -150,6 +164,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
 
     from ._state import remember_db_url
+    from .enums import RunStatus
     from .experiment import DEFAULT_STALE_AFTER, Experiment, RunResult
 
     experiment = Experiment(spec)
@@ -163,6 +178,7 @@ def run_command(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         force=args.force,
         stale_after=args.stale_after or DEFAULT_STALE_AFTER,
+        wait=args.wait,
         on_result=progress,
     )
     if experiment.db_url:
@@ -172,6 +188,13 @@ def run_command(args: argparse.Namespace) -> int:
     if summary.interrupted:
         print(
             "expman: interrupted; the runs in progress are recorded ABORTED (run again to continue)",
+            file=sys.stderr,
+        )
+    if summary.exit_code == 3:
+        running = summary.elsewhere.get(RunStatus.RUNNING, 0)
+        print(
+            f"expman: {running} run(s) still in progress in other processes; the grid is not finished "
+            "(run again later, or pass --wait)",
             file=sys.stderr,
         )
     return summary.exit_code

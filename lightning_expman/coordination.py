@@ -350,18 +350,34 @@ class Claimer:
     Args:
         manager: the shared database.
         stale_after: the lease length of the runs this session starts.
+        started: the session's start, when several processes share one session (a launcher and
+            its local workers); default: now, on the database's clock.
     """
 
-    def __init__(self, manager: DatabaseManager, *, stale_after: float = DEFAULT_STALE_AFTER) -> None:
+    def __init__(
+        self,
+        manager: DatabaseManager,
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        started: _dt.datetime | None = None,
+    ) -> None:
         self.manager = manager
         self.stale_after = float(stale_after)
-        self.started = db_now(manager)
+        self.started = started if started is not None else db_now(manager)
 
-    def register(self, units: Iterable[tuple[int, int]]) -> None:
-        """Make sure each ``(trial_id, repeat_idx)`` has its claim row (idempotent, race-safe)."""
+    def register(
+        self, units: Iterable[tuple[int, int]], current: Mapping[tuple[int, int], int] | None = None
+    ) -> None:
+        """Make sure each ``(trial_id, repeat_idx)`` has its claim row (idempotent, race-safe).
+
+        Args:
+            units: the units.
+            current: a new row's current run, for units recorded before they had a claim row.
+        """
         from .db import models as m
 
-        rows = [{"trial": t, "repeat_idx": r} for t, r in units]
+        current = current or {}
+        rows = [{"trial": t, "repeat_idx": r, "trial_run": current.get((t, r))} for t, r in units]
         db = self.manager.database
 
         def fn() -> None:
@@ -370,6 +386,28 @@ class Claimer:
 
         if rows:
             self.manager.run_in_transaction(fn, what=f"registering {len(rows)} units", idempotent=True)
+
+    def release(self, trial_ids: Iterable[int]) -> int:
+        """Hand every unit of these trials that is not RUNNING back to be claimed (a forced re-run).
+
+        Returns:
+            The number of units released.
+        """
+        from .db import models as m
+
+        C, TR = m.Claim, m.TrialRun
+        running = TR.select(TR.id).where(TR.status == RunStatus.RUNNING.value)
+        ids = list(trial_ids)
+
+        def fn() -> int:
+            q = C.update(trial_run=None, claimed_at=None).where(
+                C.trial.in_(ids) & C.trial_run.not_in(running)
+            )
+            return q.execute(self.manager.database)
+
+        return self.manager.run_in_transaction(
+            fn, what="releasing units for a forced re-run", idempotent=True
+        )
 
     def states(self, trial_ids: Iterable[int]) -> dict[tuple[int, int], UnitState]:
         """Every registered unit of these trials with its current run's status (one query; no writes)."""

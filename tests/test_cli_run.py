@@ -280,8 +280,8 @@ def test_drop_in_example(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_killed_worker_run_is_recorded_failed(tmp_path):
-    """A worker killed mid-run (OOM killer, segfault): its run is FAILED, the other worker goes on."""
+def test_killed_worker_run_is_recorded_lost(tmp_path):
+    """A worker killed mid-run (OOM killer, segfault): its run is LOST at once, the other goes on."""
     trials = [{"name": "long", "id": 1, "repeat": 2}]
     cfg = write_config(tmp_path, trials, settings={**TINY, "trainer": {"max_epochs": 100_000}})
     proc = subprocess.Popen(
@@ -306,7 +306,7 @@ def test_killed_worker_run_is_recorded_failed(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     rows = {r["repeat_idx"]: r for r in runs_of(tmp_path)}
-    assert rows[1]["status"] == "FAILED" and "died (exit code -9)" in rows[1]["error"]
+    assert rows[1]["status"] == "LOST" and "its process is gone" in rows[1]["error"]
     assert rows[2]["status"] == "ABORTED"
-    assert re.search(r"\[1/2\] long run 1/2 seed 42 FAILED .*died \(exit code -9\)", out)
+    assert re.search(r"\[1/2\] long run 1/2 seed 42 LOST .*died \(exit code -9\)", out)
     assert proc.returncode == 130, err

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pymysql
 import pytest
 
+from lightning_expman.db import models as m
 from lightning_expman.db import ConnectionError, DatabaseManager, QueryError, parse_url
 
 PROCESSES = 8
@@ -87,7 +88,7 @@ def _check_writers(url: str) -> None:
         (PROCESSES, PROCESSES)
     ]
     assert sql("SELECT COUNT(*) FROM epoch_metric") == [(PROCESSES,)]
-    assert sql("SELECT id, version FROM schema_version") == [(1, 1)]
+    assert sql("SELECT id, version FROM schema_version") == [(1, m.SCHEMA_VERSION)]
     db.close()
 
 

@@ -41,32 +41,35 @@ def test_newer_database_is_refused_with_a_one_line_error(sqlite_url):
     assert "upgrade lightning_expman" in message and "\n" not in message
 
 
+CURRENT, NEXT = m.SCHEMA_VERSION, m.SCHEMA_VERSION + 1
+
+
 def test_older_database_is_upgraded_by_registered_migrations(db_url):
-    DatabaseManager(db_url).close()  # a version-1 database
+    DatabaseManager(db_url).close()  # a database at the current version
     calls: list[int] = []
 
     def step(migrator, db) -> None:
         calls.append(1)
         _add_gpu_column(migrator, db)
 
-    upgraded = DatabaseManager(db_url, migrations={1: step}, schema_version=2)
+    upgraded = DatabaseManager(db_url, migrations={CURRENT: step}, schema_version=NEXT)
     assert "gpu" in _columns(upgraded.database, "trial_run")
-    assert get_schema_version(upgraded.database) == 2
+    assert get_schema_version(upgraded.database) == NEXT
     # the upgraded database still works through the manager
     run = upgraded.create_trial_run(upgraded.create_trial(upgraded.create_experiment("e").id, "t").id)
     assert run.id == 1
     upgraded.close()
-    DatabaseManager(db_url, migrations={1: step}, schema_version=2).close()  # already at 2: no re-run
+    DatabaseManager(db_url, migrations={CURRENT: step}, schema_version=NEXT).close()  # no re-run
     assert calls == [1]
-    assert MIGRATIONS == {}  # the global registry was never touched
+    assert set(MIGRATIONS) == set(range(1, CURRENT))  # the global registry was never touched
 
 
 def test_missing_migration_is_an_error(sqlite_url):
     DatabaseManager(sqlite_url).close()
-    with pytest.raises(DatabaseError, match="schema version 1 and no migration to 2"):
-        DatabaseManager(sqlite_url, migrations={}, schema_version=2)
+    with pytest.raises(DatabaseError, match=f"schema version {CURRENT} and no migration to {NEXT}"):
+        DatabaseManager(sqlite_url, migrations={}, schema_version=NEXT)
     db = open_database(sqlite_url)
-    assert get_schema_version(db) == 1
+    assert get_schema_version(db) == CURRENT
     db.close()
 
 
@@ -78,12 +81,12 @@ def test_failed_migration_is_rolled_back_and_reported(sqlite_url):
         raise RuntimeError("half way")
 
     with pytest.raises(
-        DatabaseError, match="from schema version 1 to 2 failed: RuntimeError: half way"
+        DatabaseError, match=f"from schema version {CURRENT} to {NEXT} failed: RuntimeError: half way"
     ) as info:
-        DatabaseManager(sqlite_url, migrations={1: broken}, schema_version=2)
+        DatabaseManager(sqlite_url, migrations={CURRENT: broken}, schema_version=NEXT)
     assert isinstance(info.value.__cause__, RuntimeError)
     db = open_database(sqlite_url)
-    assert get_schema_version(db) == 1 and "gpu" not in _columns(db, "trial_run")  # SQLite DDL rolled back
+    assert get_schema_version(db) == CURRENT and "gpu" not in _columns(db, "trial_run")  # DDL rolled back
     db.close()
 
 

@@ -208,29 +208,36 @@ def test_resume_finishes_exactly_the_failed_runs(failing):
     assert "4 completed, 2 skipped" in out
 
 
-def test_resume_reruns_stale_running_and_skips_live_ones(failing):
+def test_resume_reruns_lost_runs_and_leaves_live_ones_to_their_process(failing):
     root, cfg, *_ = failing
     rows = runs_of(root)
     old = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=10)
     fresh = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     crashed = next(r for r in rows if (r["trial"], r["repeat_idx"]) == ("ok", 2))
     live = next(r for r in reversed(rows) if (r["trial"], r["repeat_idx"]) == ("bad", 1))
+    # The live run belongs to this (alive) test process; the crashed one's lease ran out long ago.
     set_run(root, crashed["id"], status="RUNNING", heartbeat=old, end_time=None)
     set_run(root, live["id"], status="RUNNING", heartbeat=fresh, end_time=None)
     code, out, err = expman("run", str(cfg), "--resume", *FIXES, cwd=root)
-    assert code == 0, err
+    assert code == 3, err  # unfinished only because a run is in progress elsewhere
+    assert "1 run(s) still in progress in other processes" in err
     after = runs_of(root)
     assert len(after) == len(rows) + 1
+    assert next(r for r in after if r["id"] == crashed["id"])["status"] == "LOST"
     assert (after[-1]["trial"], after[-1]["repeat_idx"], after[-1]["seed"], after[-1]["status"]) == (
         "ok",
         2,
         43,
         "COMPLETED",
     )
-    assert "bad run 1/2 seed 42 SKIPPED (RUNNING elsewhere)" in out
-    # With a shorter staleness the live one counts as crashed too.
-    code, out, _ = expman("run", str(cfg), "--resume", "--stale-after", "0.001", *FIXES, cwd=root)
-    assert code == 0 and len(runs_of(root)) == len(rows) + 2
+    assert "bad run 1/2" not in out.split("\n\n")[0]  # progress lines: only this process's runs
+    assert "1 by other processes (1 running)" in out
+    # The live run's holder declared a short lease and went silent: it is lost, and run again.
+    set_run(root, live["id"], lease_s=0.001)
+    code, out, err = expman("run", str(cfg), "--resume", *FIXES, cwd=root)
+    assert code == 0, err
+    assert len(runs_of(root)) == len(rows) + 2
+    assert next(r for r in runs_of(root) if r["id"] == live["id"])["status"] == "LOST"
 
 
 def test_fail_fast_stops_at_the_first_failure(tmp_path):

@@ -122,8 +122,8 @@ class RunLifecycle(ManagerBase):
 
         Args:
             owner: the lease token the run was created with. Given, the row is changed only while
-                it is RUNNING under that lease: a run another process declared LOST (and whose unit
-                it handed on) keeps that status.
+                that lease holds it: a run another process declared LOST (and whose unit it handed
+                on) keeps that status.
 
         Raises:
             QueryError: unknown trial run or status.
@@ -144,7 +144,7 @@ class RunLifecycle(ManagerBase):
             if stop_epoch is not None:
                 values[m.TrialRun.stop_epoch] = stop_epoch
             if owner is not None:
-                held = (m.TrialRun.owner == owner) & (m.TrialRun.status == RunStatus.RUNNING.value)
+                held = (m.TrialRun.owner == owner) & (m.TrialRun.status != RunStatus.LOST.value)
                 if not m.TrialRun.select().where((m.TrialRun.id == trial_run_id) & held).exists(self._db):
                     row = self._get_run(trial_run_id)
                     log.warning(

@@ -48,8 +48,8 @@ Migration = Callable[[SchemaMigrator, pw.Database], None]
 def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
     """Coordination: run leases on ``trial_run``, the ``claim`` and ``write_mark`` tables.
 
-    Rows written by release 1 get no lease (``lease_s`` NULL): a RUNNING one is declared LOST
-    after :data:`~lightning_expman.coordination.UNLEASED_STALE_AFTER` without a heartbeat.
+    A RUNNING row written by release 1 gets the lease release 1 resumed by (120 s without a
+    heartbeat); other rows keep none.
     """
     migrate(
         migrator.add_column("trial_run", "owner", pw.CharField(max_length=32, null=True)),
@@ -61,6 +61,7 @@ def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
     )
     for model in (models.Claim, models.WriteMark):
         pw.SchemaManager(model, db).create_all(safe=True)
+    db.execute_sql("UPDATE trial_run SET lease_s = 120 WHERE status = 'RUNNING'")
 
 
 MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}

@@ -118,10 +118,10 @@ class SeedWrites(ManagerBase):
                 tags=_scrub_value(tags),
                 **lease,
             )
-            if owner is not None:  # the lease is measured on the database's clock
-                m.TrialRun.update(heartbeat=db_clock(self._backend)).where(m.TrialRun.id == run.id).execute(
-                    self._db
-                )
+            # Heartbeats (and leases) are measured on the database's clock.
+            m.TrialRun.update(heartbeat=db_clock(self._backend)).where(m.TrialRun.id == run.id).execute(
+                self._db
+            )
             return run
 
         lease: dict[str, Any] = {}

@@ -16,18 +16,26 @@ Decisions where the issue is silent:
   the error text, and the grid goes on (``fail_fast=True`` stops after the first failure; runs not
   started are reported as not run).
 * **Resume** (``resume=True``, the default: running a grid again never repeats finished work)
-  looks at the latest recorded run of each (trial, repeat): COMPLETED
-  and STOPPED runs are skipped (no new row; reported SKIPPED in the summary), FAILED and ABORTED
-  runs are run again (a new row; the old one stays as history), RUNNING runs are run again only
-  when their heartbeat is older than ``stale_after`` seconds (default 120; a fresher one is
-  assumed to be running elsewhere and is skipped). A changed configuration (``config_hash``
-  differs from the stored experiment's) is refused with a one-line :class:`ConfigError` unless
-  ``force=True``, which then stores the new config and hash.
+  looks at each (trial, repeat): COMPLETED and STOPPED runs are skipped (no new row; reported
+  SKIPPED), FAILED, ABORTED and LOST runs are run again (a new row; the old one stays as
+  history). A changed configuration (``config_hash`` differs from the stored experiment's) is
+  refused with a one-line :class:`ConfigError` unless ``force=True``, which then stores the new
+  config and hash.
+* **Several processes, one grid** (see :mod:`lightning_expman.coordination`). With a db tracker,
+  each (trial, repeat) is claimed in the database before it runs, so any number of
+  ``expman run`` processes, ``--workers`` and hosts pointed at one database split the grid with
+  no duplicate and no gap; each reports only the runs it ran (``ExperimentSummary.elsewhere``
+  counts the others). A run whose process died is declared LOST — at once on its own host,
+  after ``stale_after`` seconds without a heartbeat elsewhere — and claimed again. A failure that
+  happens while this process runs is not retried by it (run the command again to retry).
+  Exit code 3 says the grid is unfinished because runs are still in progress elsewhere;
+  ``wait=True`` instead polls them and takes over any that are lost.
 * **Running into an existing experiment with ``resume=False``** (``--no-resume``) is refused when it
   already has recorded runs; ``force=True`` then records the whole grid again as new rows.
 * **Workers.** ``workers=N`` runs trial runs in N ``spawn`` processes; each opens its own trackers
-  (and database connection). The parent creates the experiment and trial rows first, so the rows
-  are the same as a serial run's. The working directory is importable in workers as in the parent.
+  (and database connection) and claims its runs. The parent creates the experiment, trial and
+  claim rows first, so the rows are the same as a serial run's. The working directory is
+  importable in workers as in the parent.
 * **Ctrl-C** ends the current run(s) ABORTED (recorded), stops the grid and returns a summary with
   ``interrupted=True`` (the CLI exits 130).
 
@@ -45,6 +53,7 @@ Layout:
 * ``results.py``: :class:`RunResult`, :class:`ExperimentSummary`;
 * ``plan.py``: the grid as picklable jobs, plain configs, the database URL;
 * ``ledger.py``: what the database holds already (resume, refusals);
+* ``claims.py``: the grid's units registered, claimed and leased (coordination between processes);
 * ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
 * ``workers.py``: parallel runs in spawned worker processes;
 * ``logs.py``: Lightning's console output and per-run log files.
@@ -57,8 +66,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..coordination import DEFAULT_STALE_AFTER
 from ..enums import RunStatus
 from ..errors import ConfigError
+from .claims import ClaimOptions
 from .ledger import _Ledger
 from .plan import _Job, _masked, new_result, plan_jobs, spec_db_url
 from .results import ExperimentSummary, RunResult
@@ -69,9 +80,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
 
 __all__ = ["DEFAULT_STALE_AFTER", "Experiment", "ExperimentSummary", "RunResult", "spec_db_url"]
-
-DEFAULT_STALE_AFTER = 120.0
-"""Seconds without a heartbeat after which a RUNNING run is considered crashed (resume re-runs it)."""
 
 
 class Experiment:
@@ -131,18 +139,23 @@ class Experiment:
         force: bool = False,
         *,
         stale_after: float = DEFAULT_STALE_AFTER,
+        wait: bool = False,
         on_result: Callable[[RunResult], None] | None = None,
     ) -> ExperimentSummary:
-        """Run every trial x repeat (see the module docstring for resume/force/workers semantics).
+        """Run every trial x repeat this process claims (see the module docstring for
+        resume/force/workers semantics and coordination between processes).
 
         Args:
-            resume: skip runs already COMPLETED/STOPPED, re-run FAILED/ABORTED/stale RUNNING ones
+            resume: skip runs already COMPLETED/STOPPED, re-run FAILED/ABORTED/LOST ones
                 (default). ``False`` refuses an experiment that already has recorded runs.
             workers: number of local worker processes (1 = in this process).
             fail_fast: stop after the first FAILED run.
             force: with ``resume``, accept a changed configuration; without it, run the whole grid
                 again even though the experiment already has recorded runs.
-            stale_after: seconds without heartbeat after which a RUNNING run counts as crashed.
+            stale_after: the lease of the runs started here: silent for longer (no heartbeat),
+                another process declares them LOST and runs them again.
+            wait: when nothing is left to claim but runs are in progress elsewhere, wait for them
+                (taking over any that are lost) instead of returning with exit code 3.
             on_result: called with each :class:`RunResult` as it is known (progress output).
 
         Returns:
@@ -159,7 +172,7 @@ class Experiment:
         total = len(jobs)
         ledger = _Ledger.open(self.db_url)
         try:
-            previous = ledger.plan(self.spec, resume=resume, force=force, stale_after=stale_after)
+            previous = ledger.plan(self.spec, resume=resume, force=force)
         finally:
             ledger.close()
 
@@ -168,7 +181,7 @@ class Experiment:
         for job in jobs:
             trial = self.spec.trials[job.trial_pos]
             prev = previous.get((trial.name, job.repeat_idx))
-            if prev is not None:
+            if prev is not None and not (force and not resume):
                 result = new_result(self.spec, job, total)
                 result.status, result.previous, result.run_id = RunStatus.SKIPPED, prev[0], prev[1]
                 results[job.index] = result
@@ -179,13 +192,22 @@ class Experiment:
 
         interrupted = False
         workdir = ""
+        state = None
         if todo:
             workers = min(workers, len(todo))
             execute = run_serial if workers == 1 else run_parallel
+            claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
             with _sigterm_as_interrupt():
-                interrupted, workdir = execute(self, todo, total, workers, fail_fast, results, on_result)
+                interrupted, workdir, state = execute(
+                    self, todo, total, workers, fail_fast, results, on_result, claims
+                )
         for job in jobs:
-            results.setdefault(job.index, new_result(self.spec, job, total))
+            if job.index not in results:
+                results[job.index] = new_result(self.spec, job, total)
+                unit = state.units.get(job.index) if state is not None else None
+                if unit is not None and unit.status is not None:  # another process ran it
+                    results[job.index].elsewhere = RunStatus.parse(unit.status)
+                    results[job.index].run_id = unit.run_id
         return ExperimentSummary(
             experiment=self.spec.name,
             results=[results[j.index] for j in jobs],

@@ -3,7 +3,6 @@ to plan resume (which (trial, repeat) to skip) and to refuse a changed config or
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +45,11 @@ class _Ledger:
             self.manager.close()
 
     def plan(
-        self, spec: ExperimentSpec, *, resume: bool, force: bool, stale_after: float
+        self, spec: ExperimentSpec, *, resume: bool, force: bool
     ) -> dict[tuple[str, int], tuple[RunStatus, int]]:
-        """Decide what to skip: ``{(trial name, repeat_idx): (recorded status, run id)}``.
+        """What is finished already: ``{(trial name, repeat_idx): (recorded status, run id)}``.
+
+        Runs in progress elsewhere are not listed: claims decide who runs what (see ``claims.py``).
 
         Raises:
             ConfigError: changed config on resume without force; existing runs without resume/force.
@@ -58,10 +59,10 @@ class _Ledger:
         from ..db import models as m
 
         with self.manager.database.bind_ctx(m.ALL_MODELS):
-            return self._plan(m, spec, resume=resume, force=force, stale_after=stale_after)
+            return self._plan(m, spec, resume=resume, force=force)
 
     def _plan(
-        self, m: Any, spec: ExperimentSpec, *, resume: bool, force: bool, stale_after: float
+        self, m: Any, spec: ExperimentSpec, *, resume: bool, force: bool
     ) -> dict[tuple[str, int], tuple[RunStatus, int]]:
         experiment = (
             m.Experiment.select().where(m.Experiment.title == spec.name).order_by(m.Experiment.id).first()
@@ -104,7 +105,6 @@ class _Ledger:
         latest: dict[tuple[str, int], Any] = {}
         for run in runs:  # ordered by id: the last one wins
             latest[(run.trial.name, run.repeat_idx)] = run
-        now = m.utcnow()
         skip: dict[tuple[str, int], tuple[RunStatus, int]] = {}
         for key, run in latest.items():
             try:
@@ -113,8 +113,4 @@ class _Ledger:
                 continue
             if status.finished:
                 skip[key] = (status, run.id)
-            elif status is RunStatus.RUNNING:
-                beat = run.heartbeat or run.update_time or run.start_time
-                if beat is not None and (now - beat) < _dt.timedelta(seconds=stale_after):
-                    skip[key] = (status, run.id)  # alive elsewhere: do not run it twice
         return skip

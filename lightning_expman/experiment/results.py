@@ -29,6 +29,8 @@ class RunResult:
         error: the error text of a FAILED/ABORTED run.
         run_id: the database id of the trial_run row, when a db tracker recorded it.
         previous: for SKIPPED runs, the status recorded before.
+        elsewhere: for a run another process claimed while this one worked (``status`` is
+            ``None``), its status as recorded after this process's work.
     """
 
     index: int
@@ -43,9 +45,12 @@ class RunResult:
     error: str | None = None
     run_id: int | None = None
     previous: RunStatus | None = None
+    elsewhere: RunStatus | None = None
 
     @property
     def status_text(self) -> str:
+        if self.status is None and self.elsewhere is not None:
+            return f"{self.elsewhere.value} elsewhere"
         if self.status is None:
             return "NOT RUN"
         if self.status is RunStatus.SKIPPED and self.previous is RunStatus.RUNNING:
@@ -62,7 +67,7 @@ class RunResult:
         )
         if self.status not in (None, RunStatus.SKIPPED):
             line += f" {self.elapsed:.1f}s"
-        if self.error and self.status in (RunStatus.FAILED, RunStatus.ABORTED):
+        if self.error and self.status in (RunStatus.FAILED, RunStatus.ABORTED, RunStatus.LOST):
             line += f": {_one_line(self.error)}"
         return line
 
@@ -95,18 +100,35 @@ class ExperimentSummary:
         return [r for r in self.results if r.status is RunStatus.FAILED]
 
     @property
+    def own(self) -> list[RunResult]:
+        """The runs this process ran or skipped (not those other processes claimed)."""
+        return [r for r in self.results if r.elsewhere is None]
+
+    @property
+    def elsewhere(self) -> dict[RunStatus, int]:
+        """Runs other processes claimed while this one worked, counted by their status."""
+        counts: dict[RunStatus, int] = {}
+        for r in self.results:
+            if r.elsewhere is not None:
+                counts[r.elsewhere] = counts.get(r.elsewhere, 0) + 1
+        return counts
+
+    @property
     def ok(self) -> bool:
-        """Every run completed or stopped early (now or, for skipped runs, before)."""
-        return not self.interrupted and all(
-            r.status in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.SKIPPED) for r in self.results
-        )
+        """Every run of the grid completed or stopped early (here or elsewhere, now or before)."""
+        return not self.interrupted and all(_done(r) for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        """0 every run completed/stopped early; 1 a run failed (or was not run); 130 interrupted."""
+        """The ``expman run`` exit code: 0 the whole grid completed or stopped early; 1 a run failed,
+        was lost or not run (here or elsewhere); 3 unfinished only because runs are still in
+        progress in other processes; 130 interrupted."""
         if self.interrupted:
             return 130
-        return 0 if self.ok else 1
+        unfinished = [r for r in self.results if not _done(r)]
+        if not unfinished:
+            return 0
+        return 3 if all(r.elsewhere is RunStatus.RUNNING for r in unfinished) else 1
 
     def counts_line(self) -> str:
         parts = [
@@ -116,12 +138,18 @@ class ExperimentSummary:
                 RunStatus.STOPPED,
                 RunStatus.FAILED,
                 RunStatus.ABORTED,
+                RunStatus.LOST,
                 RunStatus.SKIPPED,
             )
             if self.count(s)
         ]
-        if self.count(None):
-            parts.append(f"{self.count(None)} not run")
+        not_run = sum(1 for r in self.own if r.status is None)
+        if not_run:
+            parts.append(f"{not_run} not run")
+        elsewhere = self.elsewhere
+        if elsewhere:
+            detail = ", ".join(f"{n} {s.value.lower()}" for s, n in sorted(elsewhere.items()))
+            parts.append(f"{sum(elsewhere.values())} by other processes ({detail})")
         return ", ".join(parts) or "no runs"
 
     def table(self) -> str:
@@ -137,7 +165,7 @@ class ExperimentSummary:
                 f"{r.elapsed:.1f}s" if r.status not in (None, RunStatus.SKIPPED) else "-",
                 str(r.run_id) if r.run_id is not None else "-",
             )
-            for r in self.results
+            for r in self.own
         ]
         widths = [
             max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)
@@ -154,6 +182,11 @@ class ExperimentSummary:
         if self.db_url:
             lines.append(f"database:  {self.db_url}")
         return "\n".join(lines)
+
+
+def _done(result: RunResult) -> bool:
+    finished = (RunStatus.COMPLETED, RunStatus.STOPPED)
+    return result.status in (*finished, RunStatus.SKIPPED) or result.elsewhere in finished
 
 
 def _one_line(text: str, limit: int = 200) -> str:

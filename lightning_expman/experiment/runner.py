@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from ..config._util import to_plain
 from ..enums import Level, RunStatus
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
+from .claims import ClaimOptions, GridState, _GridClaims
 from .logs import _lightning_log_to, _quiet_lightning
 from .plan import _container, _Job, new_result
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec, TrialSpec
+    from ..coordination import Claim
     from ..workspace import Environment
     from . import Experiment
 
@@ -88,11 +90,14 @@ class _Runner:
         *,
         save_configs: bool = True,
         on_run_open: Callable[[int | None], None] | None = None,
+        claims: ClaimOptions | None = None,
     ) -> None:
         self.spec = spec
         self.factory = factory
         self.save_configs = save_configs  # workers: the parent already saved them
         self.on_run_open = on_run_open
+        self.claims = claims
+        self.grid: _GridClaims | None = None  # set by open() when a db tracker records the runs
         self.env: Environment | None = None
         self.exp_env: Environment | None = None
         self.manager: TrackerManager | None = None
@@ -126,6 +131,24 @@ class _Runner:
             workdir=str(self.exp_env.workdir),
         )
         manager.on_start(Level.EXPERIMENT)
+        db = _db_tracker(manager)
+        if self.claims is not None and db is not None and db.experiment_id is not None:
+            self.grid = _GridClaims(
+                db.manager,
+                spec,
+                db.experiment_id,
+                stale_after=self.claims.stale_after,
+                started=self.claims.started,
+                wait=self.claims.wait,
+            )
+
+    def jobs(self, todo: list[_Job]) -> Iterator[tuple[_Job, Claim | None]]:
+        """The jobs this process runs: those it claims (with a db tracker), else all of them."""
+        if self.grid is None:
+            yield from ((job, None) for job in todo)
+            return
+        self.grid.prepare(todo)
+        yield from self.grid.claimed(todo)
 
     def _enter_trial(self, trial_pos: int) -> Environment:
         if self._trial_pos == trial_pos and self._trial_env is not None:
@@ -169,8 +192,20 @@ class _Runner:
                 _close_env(env)
 
     # -- one run
-    def run_job(self, job: _Job, total: int) -> RunResult:
-        """Execute one job; never raises except for Ctrl-C (after recording the run ABORTED)."""
+    def run_job(self, job: _Job, total: int, claim: Claim | None = None) -> RunResult:
+        """Execute one job; never raises except for Ctrl-C (after recording the run ABORTED).
+
+        With a ``claim`` the run records into the claimed trial run, whose lease is renewed
+        until the run is recorded.
+        """
+        lease = self.grid.lease(claim).start() if claim is not None and self.grid is not None else None
+        try:
+            return self._run_job(job, total, claim)
+        finally:
+            if lease is not None:
+                lease.stop()
+
+    def _run_job(self, job: _Job, total: int, claim: Claim | None) -> RunResult:
         trial = self.spec.trials[job.trial_pos]
         result = new_result(self.spec, job, total)
         start = time.perf_counter()
@@ -196,6 +231,8 @@ class _Runner:
                 "tags": to_plain(trial.tags),
                 "workdir": str(run_env.workdir),
             }
+            if claim is not None:
+                run_info.update(claimed_run_id=claim.run_id, lease_owner=claim.owner)
             with _lightning_log_to(run_env):
                 status = self._execute(run_env, config, run_info, trial)
             pipeline = self._pipeline
@@ -212,6 +249,8 @@ class _Runner:
                 "run %s/%s of %s %s: %s", job.repeat_idx, trial.repeat, trial.name, status, error
             )
             self._record_failure(run_info, status, error)
+            if claim is not None and self.grid is not None and not self.probe.ended:
+                self.grid.settle(claim, status, error)
         finally:
             # Lightning ignores SIGINT after a Ctrl-C during fit; restore the handler for the next run.
             with contextlib.suppress(ValueError, TypeError):
@@ -222,7 +261,7 @@ class _Runner:
         result.error = self.probe.error if self.probe.ended else None
         if result.error is None and result.status in (RunStatus.FAILED, RunStatus.ABORTED):
             result.error = getattr(pipeline, "error", None)
-        result.run_id = self.probe.run_id
+        result.run_id = self.probe.run_id or (claim.run_id if claim is not None else None)
         if interrupt is not None:
             result.status = RunStatus.ABORTED
         if self.exp_env is not None:
@@ -315,16 +354,25 @@ def run_serial(
     fail_fast: bool,
     results: dict[int, RunResult],
     on_result: Callable[[RunResult], None] | None,
-) -> tuple[bool, str]:
-    """Run ``todo`` one after the other in this process; returns ``(interrupted, workdir)``."""
-    runner = _Runner(experiment.spec, experiment.factory)
+    claims: ClaimOptions | None,
+) -> tuple[bool, str, GridState | None]:
+    """Run the jobs of ``todo`` this process claims, one after the other, in this process.
+
+    Returns:
+        ``(interrupted, workdir, grid state after the work)`` (no state without a db tracker).
+    """
+    runner = _Runner(experiment.spec, experiment.factory, claims=claims)
     interrupted = False
+    state: GridState | None = None
     with _quiet_lightning(bool(getattr(experiment.spec.env, "verbose", False))):
         try:
             runner.open()
-            for job in todo:
+            if runner.grid is not None and claims is not None and claims.restart:
+                runner.grid.prepare(todo)
+                runner.grid.restart()
+            for job, claim in runner.jobs(todo):
                 try:
-                    result = runner.run_job(job, total)
+                    result = runner.run_job(job, total, claim)
                 except _Interrupted as e:
                     result, interrupted = e.result, True
                 results[job.index] = result
@@ -332,11 +380,13 @@ def run_serial(
                     on_result(result)
                 if interrupted or (fail_fast and result.status is RunStatus.FAILED):
                     break
+            if runner.grid is not None:
+                state = runner.grid.grid_state(todo)
         except KeyboardInterrupt:
             interrupted = True  # between runs: nothing is open below TRIAL
         finally:
             runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
-    return interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else ""
+    return interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else "", state
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -2,8 +2,9 @@
 (:func:`run_parallel`), each worker's entry point (:func:`_worker_main`), and recording a run
 whose worker died.
 
-Each worker opens its own trackers and database connection; the parent creates the experiment
-and trial rows first, so the rows are the same as a serial run's.
+Each worker opens its own trackers and database connection and claims its jobs like any other
+launcher; the parent creates the experiment, trial and claim rows first and shares its claiming
+session's start, so the rows are the same as a serial run's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..enums import RunStatus
 from ..errors import ExpmanError
+from .claims import ClaimOptions, GridState
 from .logs import _quiet_lightning
 from .plan import _Job, new_result, plan_jobs
 from .results import RunResult
@@ -36,14 +38,17 @@ def _worker_main(
     spec: ExperimentSpec,
     factory: Any,
     total: int,
+    todo: list[_Job],
     tasks: Any,
     results: Any,
     stop: Any,
     ready: Any,
     worker_id: int,
     workers: int,
+    claims: ClaimOptions | None,
 ) -> None:
-    """Entry point of a worker process (spawned): run jobs from ``tasks`` until a ``None``.
+    """Entry point of a worker process (spawned): run the jobs it claims (with a db tracker;
+    the launcher's session start comes through ``ready``), else the jobs from ``tasks``.
 
     Imports torch/lightning first, then waits until the parent has created the experiment and
     trial rows (``ready``). Each worker uses ``cpu_count // workers`` torch threads (at least 1)
@@ -56,11 +61,9 @@ def _worker_main(
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    runner = _Runner(
-        spec, factory, save_configs=False, on_run_open=lambda run_id: results.put(("run", worker_id, run_id))
-    )
     status = RunStatus.COMPLETED
     quiet = contextlib.ExitStack()
+    runner: _Runner | None = None
     try:
         import torch
 
@@ -69,14 +72,24 @@ def _worker_main(
         ready.wait()
         if stop.is_set():
             return
+        if claims is not None:
+            claims = ClaimOptions(claims.stale_after, tasks.get(), claims.wait)  # the shared session start
+        runner = _Runner(
+            spec,
+            factory,
+            save_configs=False,
+            on_run_open=lambda run_id: results.put(("run", worker_id, run_id)),
+            claims=claims,
+        )
         runner.open()
-        while not stop.is_set():
-            job = tasks.get()
-            if job is None:
+        for job, claim in runner.jobs(todo) if runner.grid is not None else _from_queue(tasks):
+            if stop.is_set():
                 break
             results.put(("start", worker_id, job.index))
+            if claim is not None:
+                results.put(("run", worker_id, claim.run_id))
             try:
-                result = runner.run_job(job, total)
+                result = runner.run_job(job, total, claim)
             except _Interrupted as e:
                 results.put(("done", worker_id, e.result))
                 status = RunStatus.ABORTED
@@ -89,7 +102,8 @@ def _worker_main(
         status = RunStatus.FAILED
     finally:
         try:
-            runner.close(status)
+            if runner is not None:
+                runner.close(status)
         except BaseException as e:
             results.put(("error", worker_id, f"closing trackers failed: {type(e).__name__}: {e}"))
         quiet.close()
@@ -104,6 +118,12 @@ def _worker_main(
         os._exit(0 if status is not RunStatus.FAILED else 1)
 
 
+def _from_queue(tasks: Any) -> Iterator[tuple[_Job, None]]:
+    """Jobs handed out by the parent (no database to claim in): until a ``None``."""
+    while (job := tasks.get()) is not None:
+        yield job, None
+
+
 def run_parallel(
     experiment: Experiment,
     todo: list[_Job],
@@ -112,22 +132,35 @@ def run_parallel(
     fail_fast: bool,
     results: dict[int, RunResult],
     on_result: Callable[[RunResult], None] | None,
-) -> tuple[bool, str]:
-    """Run ``todo`` in ``workers`` spawned processes; returns ``(interrupted, workdir)``."""
+    claims: ClaimOptions | None,
+) -> tuple[bool, str, GridState | None]:
+    """Run ``todo`` in ``workers`` spawned processes; returns ``(interrupted, workdir, grid state)``.
+
+    With a db tracker every worker claims its jobs like an independent launcher would (so they
+    split the grid with any other process); without one the parent hands the jobs out.
+    """
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     tasks, events, stop, ready = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
-    for job in todo:
-        tasks.put(job)
-    for _ in range(workers):
-        tasks.put(None)
     # Workers start first: importing torch/lightning (seconds) overlaps the work below.
     with _cwd_importable():
         procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(experiment.spec, experiment.factory, total, tasks, events, stop, ready, i, workers),
+                args=(
+                    experiment.spec,
+                    experiment.factory,
+                    total,
+                    todo,
+                    tasks,
+                    events,
+                    stop,
+                    ready,
+                    i,
+                    workers,
+                    claims,
+                ),
                 name=f"expman-worker-{i}",
                 daemon=False,
             )
@@ -135,27 +168,56 @@ def run_parallel(
         ]
         for p in procs:
             p.start()
-    # Create the experiment and trial rows (in grid order) and folders once, here, before
+    # Create the experiment, trial and claim rows (in grid order) and folders once, here, before
     # the workers open them, so that no two processes race to create the same row.
-    runner = _Runner(experiment.spec, experiment.factory)
+    runner = _Runner(experiment.spec, experiment.factory, claims=claims)
     try:
         runner.open()
         for pos in sorted({job.trial_pos for job in todo}):
             runner._enter_trial(pos)
         runner._leave_trial()
+        if runner.grid is not None:
+            runner.grid.prepare(todo)
+            if claims is not None and claims.restart:
+                runner.grid.restart()
+            for _ in range(workers):
+                tasks.put(runner.grid.started)
+        else:
+            for job in todo:
+                tasks.put(job)
+            for _ in range(workers):
+                tasks.put(None)
     except BaseException:
         stop.set()
         ready.set()
         for p in procs:
             p.join(timeout=30)
-        raise
-    finally:
-        workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
         runner.close()
+        raise
+    workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
     ready.set()
+    try:
+        interrupted = _collect(experiment, procs, events, stop, total, fail_fast, results, on_result)
+        state = runner.grid.grid_state(todo) if runner.grid is not None else None
+    finally:
+        runner.close()
+    return interrupted, workdir, state
+
+
+def _collect(
+    experiment: Experiment,
+    procs: list[Any],
+    events: Any,
+    stop: Any,
+    total: int,
+    fail_fast: bool,
+    results: dict[int, RunResult],
+    on_result: Callable[[RunResult], None] | None,
+) -> bool:
+    """The parent's event loop: results as they come, dead workers, Ctrl-C; returns ``interrupted``."""
     in_flight: dict[int, int] = {}  # worker -> job index
     run_ids: dict[int, int | None] = {}  # worker -> trial_run id of its job
-    alive = set(range(workers))
+    alive = set(range(len(procs)))
     interrupted = False
     errors: list[str] = []
     deadline: float | None = None
@@ -216,7 +278,7 @@ def run_parallel(
             signal.signal(signal.SIGINT, original_sigint)
     if errors and not interrupted:
         raise ExpmanError(f"worker failed: {errors[0]}")
-    return interrupted, workdir
+    return interrupted
 
 
 def _worker_died(
@@ -228,22 +290,24 @@ def _worker_died(
     results: dict[int, RunResult],
     on_result: Callable[[RunResult], None] | None,
 ) -> None:
-    """A worker was killed (OOM killer, segfault...) during a run: record that run FAILED."""
+    """A worker was killed (OOM killer, segfault...) during a run: its run is LOST (its process is
+    gone), so a later ``expman run`` — or a ``--wait`` launcher — runs it again."""
     log.error("worker process %s died (exit code %s)", proc.name, proc.exitcode)
     if job_index is None:
         return
     job = next(j for j in plan_jobs(experiment.spec) if j.index == job_index)
     result = new_result(experiment.spec, job, total)
-    result.status, result.run_id = RunStatus.FAILED, run_id
+    result.status, result.run_id = RunStatus.LOST, run_id
     result.error = f"worker process {proc.name} died (exit code {proc.exitcode})"
     if run_id is not None and experiment.db_url is not None:
+        from ..coordination import reap
         from ..db.manager import DatabaseManager
 
         try:
             with DatabaseManager(experiment.db_url) as db:
-                db.finish_trial_run(run_id, RunStatus.FAILED.value, error=result.error)
-        except ExpmanError as e:  # the row stays RUNNING; resume re-runs it once stale
-            log.error("could not record run %s as FAILED: %s", run_id, e)
+                reap(db, [run_id])
+        except ExpmanError as e:  # the row stays RUNNING until its lease expires
+            log.error("could not record run %s as LOST: %s", run_id, e)
     results[job_index] = result
     if on_result:
         on_result(result)

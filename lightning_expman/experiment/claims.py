@@ -1,0 +1,180 @@
+"""The runner's side of coordination: the grid's units registered, claimed one by one, held by a lease.
+
+Every executor (serial, each local worker process, and any number of other ``expman run``
+processes on any host) runs the same loop over the whole grid: :meth:`_GridClaims.claimed`
+yields only the jobs this process won (see :mod:`lightning_expman.coordination`), so the grid
+is split with no duplicate and no gap, whoever and however many take part.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config._util import to_plain
+from ..coordination import Claim, Claimer, Lease, UnitState, heartbeat_interval, reap
+from ..enums import RunStatus
+from .plan import _container, _Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ExperimentSpec
+    from ..db.manager import DatabaseManager
+
+__all__ = ["ClaimOptions", "GridState", "_GridClaims"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimOptions:
+    """How an executor claims: the lease of its runs, the shared session start, waiting, restarting.
+
+    Attributes:
+        stale_after: lease length (seconds) of the runs this process starts.
+        started: the session's start on the database clock (a launcher's workers share it).
+        wait: keep polling units running elsewhere and claim those that are lost.
+        restart: hand every unit not running back first (``--no-resume --force``).
+    """
+
+    stale_after: float
+    started: _dt.datetime | None = None
+    wait: bool = False
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class GridState:
+    """The grid's units as the database holds them after this process's work."""
+
+    units: dict[int, UnitState]  # job index -> state
+
+    def count(self, *statuses: RunStatus) -> int:
+        wanted = {s.value for s in statuses}
+        return sum(1 for s in self.units.values() if s.status in wanted)
+
+    @property
+    def running(self) -> int:
+        return self.count(RunStatus.RUNNING)
+
+    @property
+    def complete(self) -> bool:
+        return all(s.done for s in self.units.values())
+
+
+class _GridClaims:
+    """Claims the grid's (trial, repeat) units for this process, in grid order.
+
+    Args:
+        manager: the experiment's database.
+        spec: the experiment.
+        experiment_id: its database id.
+        stale_after: lease length of the runs this process starts.
+        started: the claiming session's start on the database clock (parent and workers share one).
+        wait: after the first pass, keep polling units running elsewhere and claim those that are lost.
+    """
+
+    def __init__(
+        self,
+        manager: DatabaseManager,
+        spec: ExperimentSpec,
+        experiment_id: int,
+        *,
+        stale_after: float,
+        started: _dt.datetime | None = None,
+        wait: bool = False,
+    ) -> None:
+        self.manager = manager
+        self.spec = spec
+        self.experiment_id = experiment_id
+        self.claimer = Claimer(manager, stale_after=stale_after, started=started)
+        self.wait = wait
+        self.trial_ids: dict[int, int] = {}  # trial position -> trial id
+
+    @property
+    def started(self) -> _dt.datetime:
+        return self.claimer.started
+
+    def prepare(self, jobs: list[_Job]) -> None:
+        """Create the jobs' trial rows and claim rows (idempotent; any process may do it)."""
+        from ..db import models as m
+
+        for pos in sorted({job.trial_pos for job in jobs}):
+            trial = self.spec.trials[pos]
+            self.trial_ids[pos] = self.manager.get_or_create_trial(
+                self.experiment_id, trial.name, config=_container(trial.settings), tags=to_plain(trial.tags)
+            ).id
+        # A unit recorded before claims existed (release 1) starts from its latest run.
+        TR = m.TrialRun
+        latest = dict(
+            ((t, r), run)
+            for t, r, run in TR.select(TR.trial, TR.repeat_idx, TR.id)
+            .where(TR.trial.in_(list(self.trial_ids.values())))
+            .order_by(TR.id)
+            .tuples()
+            .execute(self.manager.database)
+        )
+        units = [(self.trial_ids[j.trial_pos], j.repeat_idx) for j in jobs]
+        self.claimer.register(units, latest)
+
+    def restart(self) -> None:
+        """``--no-resume --force``: hand every unit not running now back to be claimed again."""
+        self.claimer.release(self.trial_ids.values())
+
+    def claimed(self, jobs: list[_Job]) -> Iterator[tuple[_Job, Claim]]:
+        """Yield ``(job, claim)`` for each job this process wins, in order (prepare first).
+
+        A unit is tried at most once per call. With ``wait``, units running elsewhere are polled
+        until they end; lost ones are claimed here.
+        """
+        tried: set[int] = set()
+        while True:
+            reap(self.manager)
+            states = self.states(jobs)
+            for job in jobs:
+                if job.index in tried or not self.claimer.claimable(states.get(job.index)):
+                    continue
+                claim = self.claimer.claim(self.trial_ids[job.trial_pos], job.repeat_idx, seed=job.seed)
+                if claim is None:
+                    continue
+                tried.add(job.index)
+                yield job, claim
+            if not self.wait:
+                return
+            states = self.states(jobs)
+            waiting = [
+                j for j in jobs if states[j.index].running or self._lost_untried(states[j.index], j, tried)
+            ]
+            if not waiting:
+                return
+            time.sleep(max(0.5, heartbeat_interval(self.claimer.stale_after)))
+
+    def _lost_untried(self, state: UnitState, job: _Job, tried: set[int]) -> bool:
+        return state.status == RunStatus.LOST.value and job.index not in tried
+
+    def states(self, jobs: list[_Job]) -> dict[int, UnitState]:
+        """The jobs' units as the database holds them (one query; LOST shown, nothing written)."""
+        found = self.claimer.states(self.trial_ids.values())
+        out = {}
+        for job in jobs:
+            tid = self.trial_ids[job.trial_pos]
+            out[job.index] = found.get((tid, job.repeat_idx)) or UnitState(
+                tid, job.repeat_idx, None, None, None
+            )
+        return out
+
+    def grid_state(self, jobs: list[_Job]) -> GridState:
+        return GridState(self.states(jobs))
+
+    def lease(self, claim: Claim) -> Lease:
+        """The heartbeat of a claimed run (started by the caller, stopped when the run is recorded)."""
+        return Lease(self.manager, claim.run_id, claim.owner, stale_after=claim.stale_after)
+
+    def settle(self, claim: Claim, status: RunStatus, error: str | None) -> None:
+        """End a claimed run the pipeline never recorded (it failed before its run opened)."""
+        run = self.manager._get_run(claim.run_id)
+        if run.status == RunStatus.RUNNING.value and run.owner == claim.owner:
+            self.manager.finish_trial_run(claim.run_id, status.value, error=error, owner=claim.owner)
