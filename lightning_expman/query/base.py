@@ -53,6 +53,7 @@ class QueryBase:
 
         self.m = models
         self._check_schema()
+        self._status = self._status_column()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -79,6 +80,17 @@ class QueryBase:
             raise ConnectionError(
                 f"{self.name} holds no expman tables; run an experiment first or pass --db URL"
             )
+
+    def _status_column(self) -> Any:
+        """The run status as shown: a RUNNING run past its lease reads LOST (nothing is written;
+        see :mod:`lightning_expman.coordination`). A database not yet upgraded has no leases."""
+        TR = self.m.TrialRun
+        if "lease_s" not in {c.name for c in self.db.get_columns("trial_run")}:
+            return TR.status
+        from ..coordination import status_expression
+        from ..db.connect import backend_of
+
+        return status_expression(TR, backend_of(self.db))
 
     def _rows(self, query: Any) -> list[tuple]:
         try:

@@ -44,7 +44,7 @@ class ExperimentQueries(QueryBase):
             # Effective tags need each run's trial and experiment tags: one joined query, filtered here.
             etags = {eid: _tags_dict(t) for eid, _, _, _, t, _ in exps}
             rows = self._rows(
-                TR.select(T.experiment, T.id, TR.status, T.tags, TR.tags).join(T, on=(TR.trial == T.id))
+                TR.select(T.experiment, T.id, self._status, T.tags, TR.tags).join(T, on=(TR.trial == T.id))
             )
             for eid, tid, status, ttags, rtags in rows:
                 eff = _effective_tags(etags.get(eid), ttags, rtags)
@@ -60,9 +60,9 @@ class ExperimentQueries(QueryBase):
         else:
             trial_counts = dict(self._rows(T.select(T.experiment, pw.fn.COUNT(T.id)).group_by(T.experiment)))
             for eid, status, count in self._rows(
-                TR.select(T.experiment, TR.status, pw.fn.COUNT(TR.id))
+                TR.select(T.experiment, self._status, pw.fn.COUNT(TR.id))
                 .join(T, on=(TR.trial == T.id))
-                .group_by(T.experiment, TR.status)
+                .group_by(T.experiment, self._status)
             ):
                 runs[eid] += count
                 statuses[eid][status] = count

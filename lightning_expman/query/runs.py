@@ -26,7 +26,7 @@ class RunQueries(MetricQueries):
     def _lean_runs(self, experiment_id: int, statuses: Sequence[str] | None, with_tags: bool) -> list[dict]:
         """``run_id, trial_id, trial, repeat, seed, status`` (+ effective ``tags``) of the runs."""
         E, T, TR = self.m.Experiment, self.m.Trial, self.m.TrialRun
-        cols = [TR.id, T.id, T.name, TR.repeat_idx, TR.seed, TR.status]
+        cols = [TR.id, T.id, T.name, TR.repeat_idx, TR.seed, self._status]
         if with_tags:
             cols += [E.tags, T.tags, TR.tags]
         q = TR.select(*cols).join(T, on=(TR.trial == T.id))
@@ -34,7 +34,7 @@ class RunQueries(MetricQueries):
             q = q.join(E, on=(T.experiment == E.id))
         q = q.where(T.experiment == experiment_id).order_by(T.id, TR.repeat_idx, TR.id)
         if statuses:
-            q = q.where(TR.status.in_(_status_values(statuses)))
+            q = q.where(self._status.in_(_status_values(statuses)))
         out = []
         for row in self._raw(q):
             r = dict(zip(("run_id", "trial_id", "trial", "repeat", "seed", "status"), row[:6]))
@@ -61,7 +61,7 @@ class RunQueries(MetricQueries):
             "run_id": TR.id,
             "repeat": TR.repeat_idx,
             "seed": TR.seed,
-            "status": TR.status,
+            "status": self._status,
             "start_time": TR.start_time,
             "end_time": TR.end_time,
             "stop_epoch": TR.stop_epoch,
@@ -74,7 +74,7 @@ class RunQueries(MetricQueries):
         if run_ids is not None:
             q = q.where(TR.id.in_(list(run_ids)))
         if statuses:
-            q = q.where(TR.status.in_(_status_values(statuses)))
+            q = q.where(self._status.in_(_status_values(statuses)))
         out = []
         for values in self._rows(q.order_by(T.id, TR.repeat_idx, TR.id)):
             row = dict(zip(fields, values))
