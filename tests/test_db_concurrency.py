@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pymysql
 import pytest
 
-from lightning_expman.db import models as m
 from lightning_expman.db import ConnectionError, DatabaseManager, QueryError, parse_url
+from lightning_expman.db import models as m
 
 PROCESSES = 8
 VALUES_PER_PROCESS = 10_000

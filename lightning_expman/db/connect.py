@@ -281,6 +281,8 @@ def _mysql(url: DatabaseURL) -> pw.MySQLDatabase:
         password=url.password or "",
         charset="utf8mb4",
         connect_timeout=int(extra.pop("connect_timeout", 10)),
+        # Microseconds, as on SQLite and PostgreSQL: leases and claims compare times closely.
+        field_types={"DATETIME": "DATETIME(6)"},
         **extra,
     )
 

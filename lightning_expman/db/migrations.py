@@ -56,12 +56,15 @@ def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
         migrator.add_column("trial_run", "lease_s", pw.FloatField(null=True)),
         migrator.add_column("trial_run", "pid", pw.IntegerField(null=True)),
         migrator.add_column("trial_run", "proc_key", pw.CharField(max_length=128, null=True)),
-        migrator.add_column("trial_run", "attempts", pw.IntegerField(default=1)),
+        # Nullable: a NOT NULL column makes SQLite rebuild the table, and its cascades empty the children.
+        migrator.add_column("trial_run", "attempts", pw.IntegerField(null=True, default=1)),
         migrator.add_index("trial_run", ("owner",), False),
     )
     for model in (models.Claim, models.WriteMark):
         pw.SchemaManager(model, db).create_all(safe=True)
     db.execute_sql("UPDATE trial_run SET lease_s = 120 WHERE status = 'RUNNING'")
+    if backend_of(db) == "mysql":  # leases compare heartbeats to the microsecond
+        db.execute_sql("ALTER TABLE trial_run MODIFY heartbeat DATETIME(6) NULL")
 
 
 MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}

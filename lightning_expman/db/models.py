@@ -146,7 +146,7 @@ class TrialRun(BaseModel):
     lease_s = pw.FloatField(null=True)  # NULL: no lease holder (manual DatabaseManager use)
     pid = pw.IntegerField(null=True)
     proc_key = pw.CharField(max_length=128, null=True)  # boot id, pid namespace, pid, start time
-    attempts = pw.IntegerField(default=1)  # fits that wrote into this row (continued runs: > 1)
+    attempts = pw.IntegerField(null=True, default=1)  # fits that wrote into this row (continued: > 1)
 
     class Meta:
         table_name = "trial_run"
