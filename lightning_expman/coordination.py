@@ -256,7 +256,8 @@ class Lease:
 
     Every ``heartbeat_interval(stale_after)`` seconds the run's ``heartbeat`` is set to the
     database's clock, as long as the row is RUNNING and still held by ``owner``. When the row
-    was declared LOST by another process, :attr:`lost` becomes True and renewing stops.
+    was declared LOST by another process, :attr:`lost` becomes True and renewing stops; when the
+    run ended, renewing just stops.
 
     Example:
         >>> with Lease(db, run_id, owner, stale_after=120):
@@ -294,16 +295,21 @@ class Lease:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    if not self.manager.renew_lease(self.run_id, self.owner):
-                        self.lost = True
-                        log.error(
-                            "trial run %s was declared LOST by another process (no heartbeat seen "
-                            "within its lease); its results will not replace the unit's new run",
-                            self.run_id,
-                        )
-                        return
+                    status = self.manager.renew_lease(self.run_id, self.owner)
                 except Exception as e:  # a missed beat is not fatal: the lease tolerates 3 of 4
                     log.warning("heartbeat of trial run %s failed: %s", self.run_id, e)
+                    continue
+                if status == RunStatus.RUNNING.value:
+                    continue
+                if status != RunStatus.LOST.value:
+                    return  # ended (its status is settled): nothing left to hold
+                self.lost = True
+                log.error(
+                    "trial run %s was declared LOST by another process (no heartbeat seen within "
+                    "its lease); its results will not replace the unit's new run",
+                    self.run_id,
+                )
+                return
         finally:
             self.manager.close_thread_connection()
 

@@ -104,7 +104,7 @@ def test_a_lease_keeps_its_run_alive_and_learns_when_it_was_declared_lost(db):
         while not lease.lost:
             assert time.monotonic() < deadline, "the lease never noticed"
             time.sleep(0.05)
-    assert not db.renew_lease(claim.run_id, claim.owner)
+    assert db.renew_lease(claim.run_id, claim.owner) == "LOST"
 
 
 def test_read_commands_show_an_expired_run_as_lost_without_writing(db):

@@ -210,16 +210,21 @@ class RunLifecycle(ManagerBase):
 
         self.run_in_transaction(fn, what=f"heartbeat of trial run {trial_run_id}", idempotent=True)
 
-    def renew_lease(self, trial_run_id: int, owner: str) -> bool:
-        """Renew the lease ``owner`` holds on a RUNNING trial run; False when it is no longer held
-        (another process declared the run LOST)."""
-        TR = m.TrialRun
-        held = (TR.id == trial_run_id) & (TR.owner == owner) & (TR.status == RunStatus.RUNNING.value)
+    def renew_lease(self, trial_run_id: int, owner: str) -> str | None:
+        """Renew the lease ``owner`` holds on a RUNNING trial run.
 
-        def fn() -> bool:
-            if TR.update(heartbeat=db_clock(self._backend)).where(held).execute(self._db):
-                return True
-            return TR.select().where(held).exists(self._db)  # MySQL counts unchanged rows as 0
+        Returns:
+            The run's status: ``"RUNNING"`` when renewed; ``"LOST"`` when another process declared
+            it lost; a finished status when it ended; ``None`` when it is not held by ``owner``.
+        """
+        TR = m.TrialRun
+        mine = (TR.id == trial_run_id) & (TR.owner == owner)
+
+        def fn() -> str | None:
+            running = mine & (TR.status == RunStatus.RUNNING.value)
+            if TR.update(heartbeat=db_clock(self._backend)).where(running).execute(self._db):
+                return RunStatus.RUNNING.value
+            return TR.select(TR.status).where(mine).scalar(self._db)  # MySQL counts unchanged rows as 0
 
         return self.run_in_transaction(fn, what=f"lease of trial run {trial_run_id}", idempotent=True)
 

@@ -119,7 +119,11 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, BulkWrites):
         # An in-memory SQLite database is one shared connection: serialise threads on it.
         self._lock: threading.RLock | None = None if self._db.thread_safe else threading.RLock()
         try:
-            ensure_schema(self._db, target=schema_version, migrations=migrations, where=self.url)
+            # A connection lost while checking the schema is retried like any read.
+            self._read(
+                lambda: ensure_schema(self._db, target=schema_version, migrations=migrations, where=self.url),
+                "creating or checking the schema",
+            )
         except DatabaseError:
             self._db.close()
             raise

@@ -428,7 +428,7 @@ class BackgroundWriter:
             self._fail(e, len(rows) + len(calls))
             return
         for what, error in failures:
-            log.error("background writer: writing %s failed: %s", what, error, exc_info=error)
+            log.debug("background writer: writing %s failed", what, exc_info=error)
             self._fail(error, len(rows) if what.endswith("step values") else 1)
 
     def _apply(
@@ -449,8 +449,7 @@ class BackgroundWriter:
             failures.append((what, e))
 
     def _fail(self, error: BaseException, values: int) -> None:
-        if not isinstance(error, DatabaseError) or "unreachable" not in str(error):
-            log.error("background writer: a write failed: %s", error)
+        log.error("background writer: giving up on %d value(s): %s", values, " ".join(str(error).split()))
         with self._lock:
             if self._error is None:
                 self._error = error

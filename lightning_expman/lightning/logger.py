@@ -92,6 +92,9 @@ class ExpmanLogger(Logger):
         version: the log folder version (default: the next free ``version_N`` under
             ``save_dir/experiment``, as CSVLogger does).
         attach_hooks: attach :class:`LevelHooks` to the trainer when the logger can find it.
+        stale_after: the run's lease in seconds (default 120): a heartbeat thread renews it; a
+            run whose process dies is shown LOST once it is silent this long (at once to a later
+            fit on the same host). See :mod:`lightning_expman.coordination`.
 
     Attributes:
         run_id: the database id of the last trial run (``None`` before a fit / without a DB tracker).
@@ -116,8 +119,10 @@ class ExpmanLogger(Logger):
         run_info: Mapping[str, Any] | None = None,
         version: int | str | None = None,
         attach_hooks: bool = True,
+        stale_after: float | None = None,
     ) -> None:
         super().__init__()
+        self._stale_after = stale_after
         self._experiment_name = str(experiment)
         self._trial_name = str(trial)
         self._db_url = db
@@ -237,7 +242,7 @@ class ExpmanLogger(Logger):
         if url is None:
             Path(self._save_dir).mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{Path(self._save_dir).resolve() / 'expman.db'}"
-        trackers: list[Tracker] = [DBTracker(url)]
+        trackers: list[Tracker] = [DBTracker(url, stale_after=self._stale_after)]
         trackers += [build_tracker(spec, workspace=self._save_dir) for spec in self._tracker_specs]
         return TrackerManager(trackers)
 
