@@ -10,6 +10,8 @@ value is in the database.
 
 Usage:
     python benchmarks/bench_logger_overhead.py [--rounds 7] [--steps 400]
+    python benchmarks/bench_logger_overhead.py --model boring --metrics 3 --steps 2000 --epochs 1
+        # the coordination issue's setting: Lightning's BoringModel, 3 values every step
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lightning as L
 import torch
+from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -72,6 +75,16 @@ class TimedExpmanLogger(ExpmanLogger):
         self.logged.append((step, dict(metrics)))
 
 
+class BoringBench(BoringModel):
+    """Lightning's own BoringModel, logging N_METRICS values on every training step."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        out = super().training_step(batch, batch_idx)
+        loss = out["loss"].detach()
+        self.log_dict({f"m{i}": loss * (i + 1) for i in range(N_METRICS)}, on_step=True, on_epoch=False)
+        return out
+
+
 class BenchModel(L.LightningModule):
     """A tiny MLP logging N_METRICS values on every training step."""
 
@@ -96,7 +109,9 @@ class BenchModel(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-def make_loader(steps: int, batch_size: int = 8) -> DataLoader:
+def make_loader(steps: int, batch_size: int = 8, model: str = "mlp") -> DataLoader:
+    if model == "boring":
+        return DataLoader(RandomDataset(32, steps * batch_size), batch_size=batch_size)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(steps * batch_size, 8, generator=g)
     y = (x[:, 0] > 0).long()
@@ -119,7 +134,7 @@ def build_logger(kind: str, root: Path, round_idx: int) -> Logger:
 
 
 def run_fit(
-    kind: str, root: Path, round_idx: int, loader: DataLoader, epochs: int
+    kind: str, root: Path, round_idx: int, loader: DataLoader, epochs: int, model_kind: str = "mlp"
 ) -> tuple[float, float, Logger]:
     torch.manual_seed(0)
     logger = build_logger(kind, root, round_idx)
@@ -134,7 +149,7 @@ def run_fit(
         enable_checkpointing=False,
         num_sanity_val_steps=0,
     )
-    model = BenchModel()
+    model = BoringBench() if model_kind == "boring" else BenchModel()
     # Collect the previous fits' garbage now, so no configuration pays for another's.
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -183,7 +198,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--configs", default="noop,expman,csv,mlflow")
+    parser.add_argument("--model", choices=("mlp", "boring"), default="mlp")
+    parser.add_argument("--metrics", type=int, default=10, help="values logged per step")
     args = parser.parse_args()
+    global N_METRICS
+    N_METRICS = args.metrics
     warnings.filterwarnings("ignore")
     import logging
 
@@ -191,7 +210,7 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     torch.set_num_threads(1)
     kinds = args.configs.split(",")
-    loader = make_loader(args.steps)
+    loader = make_loader(args.steps, model=args.model)
     times: dict[str, list[float]] = {k: [] for k in kinds}
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
     calls: list[int] = []
@@ -201,7 +220,7 @@ def main() -> None:
         for round_idx in range(args.rounds + 1):
             order = kinds[round_idx % len(kinds) :] + kinds[: round_idx % len(kinds)]
             for kind in order:
-                seconds, cpu_seconds, logger = run_fit(kind, root, round_idx, loader, args.epochs)
+                seconds, cpu_seconds, logger = run_fit(kind, root, round_idx, loader, args.epochs, args.model)
                 if round_idx == 0:
                     continue  # warm-up: imports, schema / MLflow store creation, caches
                 times[kind].append(seconds)
@@ -213,7 +232,7 @@ def main() -> None:
             print(f"round {round_idx}: " + ", ".join(f"{k}={times[k][-1]:.3f}s" for k in kinds if times[k]))
     steps = args.steps * args.epochs
     print(
-        f"\n{args.rounds} rounds x {steps} steps, {N_METRICS} metrics/step, "
+        f"\n{args.rounds} rounds x {steps} steps of {args.model}, {N_METRICS} metrics/step, "
         "log_every_n_steps=1, torch threads=1"
     )
     base = statistics.median(times["noop"]) if "noop" in times else None

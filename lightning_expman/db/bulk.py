@@ -29,6 +29,14 @@ def _metric_items(metrics: MetricItems) -> list[tuple]:
     return list(metrics.items()) if isinstance(metrics, Mapping) else list(metrics)
 
 
+def step_value(value: Any) -> float | None:
+    """A value as ``step_metric`` stores it: a finite float, or ``None`` (for None, NaN, inf)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 class BulkWrites(ManagerBase):
     """``record_step_metrics``, ``record_epoch_metrics``, ``record_results_metrics``, ``add_artifact``."""
 
@@ -51,15 +59,17 @@ class BulkWrites(ManagerBase):
             >>> db.record_step_metrics([(run.id, s, 0, "train_loss", 1.0 / (s + 1)) for s in range(100)])
             100
         """
-        isfinite = math.isfinite
         data: list[tuple] = []
         append = data.append
         for run, step, epoch, name, value in rows:
-            if value is not None:
-                value = float(value)
-                if not isfinite(value):
-                    value = None
-            append((run, step, epoch, name if type(name) is str else metric_name(name), value))
+            append((run, step, epoch, name, step_value(value)))
+        return self.write_step_rows(data)
+
+    def write_step_rows(self, data: list[tuple[int, int, int | None, str, float | None]]) -> int:
+        """:meth:`record_step_metrics` for rows already in stored form (names as ``str``, values
+        finite ``float`` or ``None``; see :func:`step_value`): the background writer's path, which
+        builds them in one pass.
+        """
         if not data:
             return 0
         return self.run_in_transaction(
@@ -67,6 +77,7 @@ class BulkWrites(ManagerBase):
         )
 
     def _bulk_insert(self, data: list[tuple]) -> int:
+        """INSERT the rows with the driver's batch call (inside the caller's transaction)."""
         q = self._db.quote
         cols = ", ".join(c.join(q) for c in ("trial_run_id", "step", "epoch", "name", "value"))
         table = "step_metric".join(q)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 import time
@@ -43,6 +44,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabaseError
+from .bulk import step_value
 from .connect import is_disconnect
 
 if TYPE_CHECKING:
@@ -393,13 +395,21 @@ class BackgroundWriter:
         """
         rows: list[tuple[Any, ...]] = []
         calls: list[tuple[Any, ...]] = []
+        append = rows.append
+        isfinite = math.isfinite
         for op in batch:
             kind = op[0]
-            if kind == _STEPS:
+            if kind == _STEPS:  # one pass to the stored form: this thread holds the GIL meanwhile
                 _, run, step, epoch, metrics = op
-                rows.extend([(run, step, epoch, name, value) for name, value in metrics.items()])
+                for name, value in metrics.items():
+                    if value is not None:
+                        value = float(value)
+                        if not isfinite(value):
+                            value = None
+                    append((run, step, epoch, name if type(name) is str else str(name), value))
             elif kind == _STEP:
-                rows.append(op[1:])
+                _, run, step, epoch, name, value = op
+                append((run, step, epoch, name if type(name) is str else str(name), step_value(value)))
             else:
                 calls.append(op)
         manager = self.manager
@@ -410,7 +420,7 @@ class BackgroundWriter:
         def body() -> list[tuple[str, BaseException]]:
             failures: list[tuple[str, BaseException]] = []
             if rows:
-                self._apply(manager.record_step_metrics, (rows,), {}, f"{len(rows)} step values", failures)
+                self._apply(manager.write_step_rows, (rows,), {}, f"{len(rows)} step values", failures)
             for _, fn, args, kwargs in calls:
                 self._apply(fn, args, kwargs, getattr(fn, "__name__", repr(fn)), failures)
             if marked:

@@ -13,7 +13,8 @@ Trainer hook                          level event
 ``on_train_epoch_start``              EPOCH ``epoch_idx`` opens (the previous one ends)
 ``on_validation_epoch_end``           the epoch's validation metrics land on that EPOCH
 ``on_train_epoch_end``                the epoch-level train metrics land on that EPOCH
-``on_train_batch_end``                BATCH: step values (Lightning applies log_every_n_steps)
+(values logged between)              BATCH: step values (Lightning applies log_every_n_steps);
+                                      no per-batch hook runs (see the end of the class)
 ``on_exception``                      FAILED with the error text; ABORTED for
                                       KeyboardInterrupt and SIGTERM (``SIGTERMException``)
 ====================================  =====================================================
@@ -62,8 +63,8 @@ class LevelHooks(Callback):
         self._loggers: list[ExpmanLogger] = []  # rank zero's ExpmanLoggers, found at setup
 
     def _each(self, trainer: pl.Trainer, method: str, *args: Any, **kwargs: Any) -> None:
-        # Called twice per training batch: the loggers are looked up once per stage, at setup,
-        # and other ranks have none (they never write).
+        # The loggers are looked up once per stage, at setup, and other ranks have none (they
+        # never write).
         for lg in self._loggers:
             getattr(lg, method)(*args, **kwargs)
 
@@ -94,8 +95,12 @@ class LevelHooks(Callback):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.state.fn == "validate":
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "validate":
             self._each(trainer, "_on_pipeline_end", "validate", trainer)
+        else:  # validation inside a fit (mid-epoch with val_check_interval < 1): training goes on
+            self._each(trainer, "_set_phase", "train_step")
 
     @override
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -109,42 +114,17 @@ class LevelHooks(Callback):
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._each(trainer, "_on_epoch_start", trainer.current_epoch)
-
-    @override
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+        # Lightning logs step values every log_every_n_steps: they become BATCH points (a step
+        # series), not per-batch entities.
         self._each(trainer, "_set_phase", "train_step")
 
     @override
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        # Lightning logs the step values right after this hook, and only every log_every_n_steps:
-        # they become BATCH points (a step series), not per-batch entities.
-        self._each(trainer, "_set_phase", "train_step")
-
-    @override
-    def on_validation_batch_start(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._each(trainer, "_set_phase", "eval_step")
 
     @override
-    def on_test_batch_start(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._each(trainer, "_set_phase", "eval_step")
 
     @override
@@ -173,3 +153,20 @@ class LevelHooks(Callback):
         # Lightning then calls logger.finalize("failed") for every exception, Ctrl-C included;
         # remembering the exception lets the logger tell FAILED from ABORTED.
         self._each(trainer, "_record_exception", exception)
+
+    # ------------------------------------------------------------------ per-batch hooks: none
+    # Lightning calls every hook of every callback on every batch, unless the attribute is not
+    # callable (``_call_callback_hooks`` checks ``callable(fn)``). Phases are set once per epoch
+    # above, so the training loop pays nothing per batch for these hooks.
+    on_train_batch_start = None  # type: ignore[assignment]
+    on_train_batch_end = None  # type: ignore[assignment]
+    on_validation_batch_start = None  # type: ignore[assignment]
+    on_validation_batch_end = None  # type: ignore[assignment]
+    on_test_batch_start = None  # type: ignore[assignment]
+    on_test_batch_end = None  # type: ignore[assignment]
+    on_predict_batch_start = None  # type: ignore[assignment]
+    on_predict_batch_end = None  # type: ignore[assignment]
+    on_before_backward = None  # type: ignore[assignment]
+    on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = None  # type: ignore[assignment]
+    on_before_zero_grad = None  # type: ignore[assignment]
