@@ -92,6 +92,7 @@ class ManagerBase:
         what: str = "transaction",
         idempotent: bool = False,
         verify: Callable[[], tuple[bool, T]] | None = None,
+        retry_for: float | None = None,
     ) -> T:
         """Run ``fn()`` in one transaction and return its result, riding out lost connections.
 
@@ -108,13 +109,14 @@ class ManagerBase:
             what: what is being done, for error messages.
             idempotent: re-running ``fn`` after it committed changes nothing.
             verify: tells whether an attempt whose COMMIT was lost is stored.
+            retry_for: this call's bound instead of :attr:`retry_for`.
 
         Raises:
             QueryError: a query failed (constraint violation, unknown id...).
             ConnectionError: the server stayed unreachable for ``retry_for`` seconds, or a COMMIT
                 with an unknown outcome could not be verified.
         """
-        return self._run(fn, what, write=True, idempotent=idempotent, verify=verify)
+        return self._run(fn, what, write=True, idempotent=idempotent, verify=verify, retry_for=retry_for)
 
     retry_for: float = float(os.environ.get("EXPMAN_DB_RETRY_FOR", "60"))
     """Seconds a lost MySQL/PostgreSQL connection is retried (with backoff) before an operation fails."""
@@ -127,7 +129,9 @@ class ManagerBase:
         write: bool,
         idempotent: bool = False,
         verify: Callable[[], tuple[bool, T]] | None = None,
+        retry_for: float | None = None,
     ) -> T:
+        bound = self.retry_for if retry_for is None else retry_for
         with self._guard():
             if self._db.in_transaction():  # the outer transaction owns commit and retry
                 try:
@@ -138,7 +142,7 @@ class ManagerBase:
                     if not self._is_db_error(e):
                         raise
                     raise self._translate(e, what) from e
-            deadline = time.monotonic() + self.retry_for
+            deadline = time.monotonic() + bound
             delay = 0.05
             unknown = False  # an earlier attempt's COMMIT was lost: it may be stored
             while True:
@@ -169,7 +173,7 @@ class ManagerBase:
                     unknown = unknown or done
                     if time.monotonic() + delay > deadline:
                         raise ConnectionError(
-                            f"{what}: {self.url} unreachable for {self.retry_for:g} s "
+                            f"{what}: {self.url} unreachable for {bound:g} s "
                             f"({scrub(describe(e), self._url)}); check that the server is up and retry"
                         ) from e
                     log.warning("lost the connection to %s during %s; reconnecting", self.url, what)
@@ -181,13 +185,20 @@ class ManagerBase:
         return self._run(fn, what, write=False)
 
     def _try_reconnect(self) -> None:
-        """Reconnect if the server answers; a failure here is retried by the caller's loop."""
+        """Drop this thread's dead connection and open a new one if the server answers (a failure
+        here is retried by the caller's loop). Server backends only: SQLite never loses its
+        connection (and an in-memory one must not be dropped)."""
+        state = self._db._state  # this thread's connection state
         try:
-            self._db.close()
-        except Exception:  # the driver may refuse to close a dead socket; Peewee resets its state anyway
+            if state.conn is not None:
+                state.conn.close()  # the driver may refuse on a dead socket
+        except Exception:
             pass
+        # Peewee must forget the dead connection and any transaction left open on it: its own
+        # close() refuses while a transaction is open, and connect() would then reuse the corpse.
+        state.reset()
         try:
-            self._db.connect(reuse_if_open=True)
+            self._db.connect()
         except Exception as e:
             log.debug("reconnecting to %s failed: %s", self.url, scrub(describe(e), self._url))
 

@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatabaseError
+from ..errors import ConnectionError, DatabaseError
 from .bulk import step_value
 from .connect import is_disconnect
 
@@ -60,6 +60,8 @@ _STEP = 1  # (_STEP, trial_run_id, step, epoch, name, value)
 _CALL = 2  # (_CALL, fn, args, kwargs)
 
 _LIVE: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+_DOWN_RETRY_FOR = 2.0  # seconds a batch retries once an earlier batch was given up
 
 
 class BackgroundWriter:
@@ -116,6 +118,7 @@ class BackgroundWriter:
         self._lost = 0
         self._token = uuid.uuid4().hex  # names this writer's row in write_mark
         self._batches = 0
+        self._down = False  # the last batch was given up: the server stayed unreachable
         self._pid = os.getpid()
         _LIVE.add(self)
 
@@ -432,11 +435,18 @@ class BackgroundWriter:
 
         try:
             failures = manager.run_in_transaction(
-                body, what=f"background write of {len(batch)} operations", verify=landed if marked else None
+                body,
+                what=f"background write of {len(batch)} operations",
+                verify=landed if marked else None,
+                # Once a batch was given up, the server is known to be down: the run is failing,
+                # so later batches try briefly instead of holding its end up for the full bound.
+                retry_for=_DOWN_RETRY_FOR if self._down else None,
             )
         except Exception as e:
+            self._down = isinstance(e, ConnectionError)
             self._fail(e, len(rows) + len(calls))
             return
+        self._down = False
         for what, error in failures:
             log.debug("background writer: writing %s failed", what, exc_info=error)
             self._fail(error, len(rows) if what.endswith("step values") else 1)
