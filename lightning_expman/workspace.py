@@ -33,7 +33,6 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,23 +120,33 @@ class Environment:
 
     def __init__(
         self,
-        workdir: str | os.PathLike[str],
+        workdir: str | os.PathLike[str] | None = None,
         *,
+        workspace: str | os.PathLike[str] | None = None,
         name: str | None = None,
         level: Level | None = None,
-        verbose: bool = False,
-        debug: bool = False,
-        config: Mapping[str, Any] | None = None,
+        verbose: bool | None = None,
+        debug: bool | None = None,
+        config: Any = None,
         parent: Environment | None = None,
         tracker_manager: TrackerManager | None = None,
         create: bool = True,
     ) -> None:
-        self.workdir = Path(os.path.abspath(workdir))
+        data: dict[str, Any] = dict(to_plain(config) or {})
+        if workdir is None:
+            # The seed's ``Environment(workspace="outputs", config=env_config)``.
+            workdir = workspace if workspace is not None else data.get("workspace")
+            if workdir is None:
+                raise TypeError("Environment needs a folder: Environment(workspace='outputs') or workdir")
+        elif workspace is not None:
+            raise TypeError("Environment: give workdir or workspace=, not both")
+        self.workdir = Path(os.path.abspath(os.path.expanduser(os.fspath(workdir))))
         self.name = name if name is not None else self.workdir.name
         self.level = level
-        self.verbose = verbose
-        self.debug = debug
-        self.config: dict[str, Any] = dict(config or {})
+        # Flags not given explicitly come from the config (env.yaml's keys), as from_config reads them.
+        self.verbose = bool(data.get("verbose", False)) if verbose is None else verbose
+        self.debug = bool(data.get("debug", False)) if debug is None else debug
+        self.config: dict[str, Any] = data
         self.parent = parent
         self.workspace: Path = parent.workspace if parent is not None else self.workdir
         self._tracker_manager = tracker_manager
@@ -161,8 +170,8 @@ class Environment:
         Args:
             config: a ``DictConfig`` or mapping with ``workspace`` (relative paths are resolved
                 against the current directory), ``verbose``, ``debug`` and ``trackers``.
-                Trackers are not built here: set :attr:`tracker_manager` (e.g.
-                ``TrackerManager.from_config(spec.env.trackers)``).
+                The ``trackers`` it lists are built on the first use of :attr:`tracker_manager`
+                (unless one is set first, as the experiment runner does).
             create: create the workspace folder now.
 
         Example:
@@ -171,7 +180,7 @@ class Environment:
         data = to_plain(config)
         workspace = data.get("workspace") or "outputs"
         return cls(
-            os.path.expanduser(str(workspace)),
+            str(workspace),
             name=None,
             level=None,
             verbose=bool(data.get("verbose", False)),
@@ -212,14 +221,37 @@ class Environment:
 
     @property
     def tracker_manager(self) -> TrackerManager | None:
-        """This environment's tracker manager; a child without its own uses its parent's."""
+        """This environment's tracker manager; a child without its own uses its parent's.
+
+        A root environment whose config lists ``trackers`` (env.yaml's, or the seed's
+        ``Environment.from_config(env_config)``) builds them on first use, with this workspace as
+        their default folder; without ``trackers`` it has none (``None``).
+        """
         if self._tracker_manager is not None:
             return self._tracker_manager
-        return self.parent.tracker_manager if self.parent is not None else None
+        if self.parent is not None:
+            return self.parent.tracker_manager
+        specs = self.config.get("trackers")
+        if specs:
+            from .tracking.base import TrackerManager
+
+            self._tracker_manager = TrackerManager.from_config(specs, workspace=str(self.workdir))
+        return self._tracker_manager
 
     @tracker_manager.setter
     def tracker_manager(self, manager: TrackerManager | None) -> None:
         self._tracker_manager = manager
+
+    def setup_environment(self) -> Environment:
+        """Create this environment's folders (the seed's call after ``Environment(...)``); idempotent.
+
+        The root gets ``configs/``, ``logs/`` and ``artifacts/`` beside the experiments, as in the
+        seed; returns ``self``.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for d in (self.config_dir, self.log_dir, self.artifact_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
 
     # ------------------------------------------------------------------ logging
 

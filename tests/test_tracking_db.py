@@ -78,7 +78,7 @@ def test_artifacts_link_to_their_level_and_same_names_reuse_rows(sqlite_url, tmp
                     manager.on_add_artifact(Level.EPOCH, "confusion.png")
                 manager.on_checkpoint(None, f"last-{repeat}.ckpt", epoch=3)
                 manager.on_checkpoint(None, f"last-{repeat}.ckpt", epoch=3, best=True)  # same file again
-                manager.track("ignored", 1.0, level=Level.TRIAL)  # no table above TRIAL_RUN: ignored
+                manager.track("trial_level", 1.0, level=Level.TRIAL)  # stored with the trial (schema v3)
     tracker.close()
 
     reader = DatabaseManager(sqlite_url)
@@ -98,7 +98,10 @@ def test_artifacts_link_to_their_level_and_same_names_reuse_rows(sqlite_url, tmp
         assert m.Artifact.select().where(m.Artifact.location == "last-2.ckpt").count() == 1
         (best,) = m.ResultsArtifact.select().where(m.ResultsArtifact.results == run_ids[1])
         assert best.artifact.location == "last-2.ckpt"
-        assert m.MetricRecord.select().where(m.MetricRecord.type == "ignored").count() == 0
+        (trial,) = m.Trial.select()
+        trial_metrics = reader.get_trial_metrics(trial.id)
+        trial_level = [(x.type, x.total_val) for x in trial_metrics if x.type == "trial_level"]
+        assert trial_level == [("trial_level", 1.0), ("trial_level", 1.0)]
     finally:
         reader.close()
 

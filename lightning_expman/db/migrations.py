@@ -45,7 +45,28 @@ Migration = Callable[[SchemaMigrator, pw.Database], None]
 """Upgrades a database from version N (its key in the registry) to N + 1."""
 
 MIGRATIONS: dict[int, Migration] = {}
-"""The registry: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``. Empty at version 1."""
+"""The registry: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``."""
+
+
+def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
+    """Nothing to change."""
+
+
+# placeholder: replaced by the coordination migration on merge
+MIGRATIONS[1] = _v1_to_v2
+
+
+def _v2_to_v3(migrator: SchemaMigrator, db: pw.Database) -> None:
+    """Metrics at EXPERIMENT and TRIAL level, and the metrics a checkpoint was saved with.
+
+    Three new tables, nothing changed in the existing ones (no data to move).
+    """
+    for model in (models.ExperimentMetric, models.TrialMetric, models.ArtifactMetric):
+        if not db.table_exists(model._meta.table_name):
+            pw.SchemaManager(model, db).create_all(safe=True)
+
+
+MIGRATIONS[2] = _v2_to_v3
 
 _LOCK_NAME = "lightning_expman_schema"
 _PG_LOCK_KEY = 0x6C65_7870  # arbitrary constant: this project's advisory lock id ("lexp")
@@ -137,9 +158,9 @@ def ensure_schema(
         >>> from lightning_expman.db.connect import open_database
         >>> db = open_database("sqlite:///:memory:")
         >>> ensure_schema(db)
-        1
+        3
         >>> get_schema_version(db)
-        1
+        3
     """
     target = models.SCHEMA_VERSION if target is None else target
     registry = MIGRATIONS if migrations is None else migrations
