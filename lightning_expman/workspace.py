@@ -43,7 +43,7 @@ from .masking import mask_secrets
 if TYPE_CHECKING:
     from .tracking.base import TrackerManager
 
-__all__ = ["LOG_FILES", "Environment", "safe_name"]
+__all__ = ["LOG_FILES", "Environment", "safe_name", "with_default_db"]
 
 LOG_FILES = {Level.EXPERIMENT: "experiment.log", Level.TRIAL: "trial.log", Level.TRIAL_RUN: "run.log"}
 """The log file of each level, inside its ``logs/`` folder."""
@@ -83,6 +83,20 @@ def safe_name(name: Any) -> str:
     digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     cleaned = _UNSAFE.sub("_", text).lstrip("._-")[:_MAX_NAME].rstrip(".")
     return f"{cleaned or 'unnamed'}-{digest}"
+
+
+def with_default_db(trackers: Any, workspace: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Tracker specs completed as :func:`lightning_expman.config.load` completes env.yaml's: a
+    ``{type: db}`` tracker at ``sqlite:///<workspace>/expman.db`` unless one is listed, and that URL
+    for a listed ``db`` tracker without ``url``."""
+    default_url = "sqlite:///" + os.path.join(os.path.abspath(workspace), "expman.db")
+    specs = [dict(t) for t in (to_plain(trackers) or [])]
+    dbs = [t for t in specs if str(t.get("type", "")).strip().lower() == "db"]
+    if not dbs:
+        specs.append({"type": "db", "url": default_url})
+    for t in dbs:
+        t["url"] = t.get("url") or default_url
+    return specs
 
 
 def _child_level(level: Level | None) -> Level:
@@ -223,18 +237,19 @@ class Environment:
     def tracker_manager(self) -> TrackerManager | None:
         """This environment's tracker manager; a child without its own uses its parent's.
 
-        A root environment whose config lists ``trackers`` (env.yaml's, or the seed's
+        A root environment whose config has a ``trackers`` key (env.yaml's, or the seed's
         ``Environment.from_config(env_config)``) builds them on first use, with this workspace as
-        their default folder; without ``trackers`` it has none (``None``).
+        their default folder and, as env.yaml does, a ``db`` tracker at ``<workspace>/expman.db``
+        unless one is listed; without the key it has none (``None``).
         """
         if self._tracker_manager is not None:
             return self._tracker_manager
         if self.parent is not None:
             return self.parent.tracker_manager
-        specs = self.config.get("trackers")
-        if specs:
+        if "trackers" in self.config:
             from .tracking.base import TrackerManager
 
+            specs = with_default_db(self.config.get("trackers"), self.workdir)
             self._tracker_manager = TrackerManager.from_config(specs, workspace=str(self.workdir))
         return self._tracker_manager
 
