@@ -669,3 +669,20 @@ def test_seed_callback_arguments_are_checked():
         EarlyStopping(monitor="val_acc", metric=Metric.VAL_LOSS)
     assert EarlyStopping(metric="val_acc", mode="max").monitor == "val_acc"
     assert CheckpointCallback(5, env).env is env and CheckpointCallback(5, env).interval == 5
+
+
+def test_yaml_serializable_files_a_lightning_callback_in_the_callback_registry():
+    from lightning.pytorch.callbacks import Callback as LightningCallback
+
+    from lightning_expman.callbacks import build_callback
+    from lightning_expman.serializable import Factory, YAMLSerializable
+
+    @YAMLSerializable.register("SeedCountEpochs")
+    class CountEpochs(LightningCallback):
+        def __init__(self, every: int = 1) -> None:
+            self.every = every
+
+    built = build_callback({"type": "SeedCountEpochs", "every": 3})  # settings.callbacks: [{type: ...}]
+    assert isinstance(built, CountEpochs) and built.every == 3
+    assert YAMLSerializable.get_class("SeedCountEpochs") is CountEpochs
+    assert Factory.create("SeedCountEpochs", {"type": "SeedCountEpochs", "every": 2}).every == 2

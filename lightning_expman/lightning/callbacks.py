@@ -13,11 +13,9 @@
 Config use: ``callbacks: [{type: early_stopping, monitor: val_loss, patience: 3}]`` or
 ``{class_path: my.pkg.MyCallback, init_args: {...}}`` -> :func:`build_callback`.
 
-The seed's signatures work too (``EarlyStopping(env, patience=5)``,
-``EarlyStopping(env=env, metric=Metric.VAL_LOSS, ...)``, ``CheckpointCallback(interval=5, env=env)``,
-``MetricsTracker(env)``), and each class also speaks the seed's pipeline-callback protocol
-(``on_start`` / ``on_epoch_end`` / ``on_end``, see :mod:`.seed_protocol`), so the same object can be
-registered on a custom :class:`~lightning_expman.pipeline.Pipeline`.
+The seed's signatures work too (``EarlyStopping(env, patience=5)``, ``metric=``, ``env=``); each class
+also speaks the seed's pipeline-callback protocol (:mod:`.seed_protocol`), so one object can be
+registered on a custom :class:`~lightning_expman.pipeline.Pipeline` as well.
 
 Example:
     >>> from lightning_expman.callbacks import EarlyStopping, CheckpointCallback, MetricsTracker

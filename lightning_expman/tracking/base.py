@@ -29,7 +29,9 @@ Metrics reach trackers normalised by :class:`TrackerManager`: ``metric`` is a ``
 ``value`` a ``float`` (or ``None`` for NaN/inf), ``per_label`` an optional ``{label: float}``.
 ``level`` says where the value belongs: BATCH = a step-series point (``step`` is the global
 step), EPOCH = a value of epoch ``epoch`` (the open epoch when ``None``), TRIAL_RUN = a final
-result of the run (e.g. ``trainer.test()``). ``level=None`` means the innermost open level.
+result of the run (e.g. ``trainer.test()``), or with a ``step`` a point of the run's series;
+TRIAL / EXPERIMENT = a value of the trial / experiment itself (the seed's "metric tracking at
+experiment, trial and run levels"). ``level=None`` means the innermost open level.
 
 Example:
     >>> from lightning_expman import Level, Metric
