@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from lightning_expman.db import ConnectionError, DatabaseManager, QueryError, parse_url
+from lightning_expman.db import models as m
 
 PROCESSES = 8
 VALUES_PER_PROCESS = 10_000
@@ -87,7 +88,7 @@ def _check_writers(url: str) -> None:
         (PROCESSES, PROCESSES)
     ]
     assert sql("SELECT COUNT(*) FROM epoch_metric") == [(PROCESSES,)]
-    assert sql("SELECT id, version FROM schema_version") == [(1, 1)]
+    assert sql("SELECT id, version FROM schema_version") == [(1, m.SCHEMA_VERSION)]
     db.close()
 
 
