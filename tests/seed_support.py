@@ -157,3 +157,25 @@ def epoch_values(db: Any, run_id: int) -> dict[int, dict[str, float]]:
         ):
             epochs.setdefault(link.epoch_idx, {})[link.metric.type] = link.metric.total_val
     return epochs
+
+
+def snapshot_registries() -> Any:
+    """Copies of every registry the seed examples register into, and a function restoring them
+    (registrations must not leak into other tests' "valid types" messages)."""
+    import sys
+
+    from lightning_expman import pipeline, serializable
+    from lightning_expman.tracking import registry
+
+    registries = [registry._REGISTRY, pipeline._REGISTRY, serializable._COMPONENTS]
+    callbacks = sys.modules.get("lightning_expman.lightning.callbacks")
+    if callbacks is not None:
+        registries.append(callbacks.CALLBACKS)
+    saved = [dict(r) for r in registries]
+
+    def restore() -> None:
+        for reg, copy in zip(registries, saved):
+            reg.clear()
+            reg.update(copy)
+
+    return restore

@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from tests.seed_support import read_db
+from tests.seed_support import read_db, snapshot_registries
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """The examples register types; other tests must not see them."""
+    restore = snapshot_registries()
+    yield
+    restore()
+
 
 # --------------------------------------------------------------------------- DatabaseManager (000, 001)
 

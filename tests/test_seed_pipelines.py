@@ -28,7 +28,16 @@ from lightning_expman.experiment import Experiment
 from lightning_expman.pipeline import Pipeline, PipelineFactory
 from lightning_expman.pipeline import PipelineCallback as Callback
 from lightning_expman.workspace import Environment
-from tests.seed_support import epoch_values, read_db, runs, write_seed_configs
+from tests.seed_support import epoch_values, read_db, runs, snapshot_registries, write_seed_configs
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """The examples register types; other tests must not see them."""
+    restore = snapshot_registries()
+    yield
+    restore()
+
 
 # --------------------------------------------------------------------------- 001 "Quick Start", steps 2-3
 
