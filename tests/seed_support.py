@@ -111,37 +111,21 @@ def read_db(url_or_path: str | Path) -> Any:
 
 
 def runs(db: Any, experiment: str) -> list[dict[str, Any]]:
-    """Every run of ``experiment``: trial name, repeat, status, error, epochs, results {name: value}."""
+    """Every run of ``experiment`` in ``db`` (a DatabaseManager on ``<folder>/expman.db``), as
+    :func:`tests.experiment_support.runs_of` gives them, plus ``results`` ({name: value})."""
     from lightning_expman.db import models as m
+    from tests.experiment_support import runs_of
 
-    out = []
+    rows = runs_of(Path(db.database.database).parent, experiment)
     with db.database.bind_ctx(m.ALL_MODELS):
-        query = (
-            m.TrialRun.select(m.TrialRun, m.Trial)
-            .join(m.Trial)
-            .join(m.Experiment)
-            .where(m.Experiment.title == experiment)
-            .order_by(m.TrialRun.id)
-        )
-        for run in query:
-            results = {
+        for row in rows:
+            row["results"] = {
                 link.metric.type: link.metric.total_val
                 for link in m.ResultsMetric.select(m.ResultsMetric, m.MetricRecord)
                 .join(m.MetricRecord)
-                .where(m.ResultsMetric.results == run.id)
+                .where(m.ResultsMetric.results == row["id"])
             }
-            out.append(
-                {
-                    "id": run.id,
-                    "trial": run.trial.name,
-                    "repeat_idx": run.repeat_idx,
-                    "status": run.status,
-                    "error": run.error,
-                    "epochs": m.Epoch.select().where(m.Epoch.trial_run == run.id).count(),
-                    "results": results,
-                }
-            )
-    return out
+    return rows
 
 
 def epoch_values(db: Any, run_id: int) -> dict[int, dict[str, float]]:
