@@ -364,18 +364,19 @@ class DBTracker(Tracker):
         if not metrics:
             return
         level = self._level(level, step)
+        if run is not None and (
+            level is Level.BATCH or (step is not None and level in (Level.TRIAL_RUN, Level.PIPELINE))
+        ):
+            # The hot path (the logger's log_metrics): a lock and an append, nothing else. A
+            # run-level value with a step is a point of a series too, as in track().
+            ep = epoch if epoch is not None else self.epoch_idx
+            self.writer.add_steps(run, step if step is not None else 0, ep, dict(metrics))
+            return
         if level in (Level.EXPERIMENT, Level.TRIAL):
             self._track_above(level, [(name, value, None) for name, value in metrics.items()], step)
             return
         if run is None:
             self._nowhere(list(metrics), level)
-            return
-        if level in (Level.TRIAL_RUN, Level.PIPELINE) and step is not None:
-            level = Level.BATCH  # a series point, as in track()
-        if level is Level.BATCH:
-            # The hot path (the logger's log_metrics): a lock and an append, nothing else.
-            ep = epoch if epoch is not None else self.epoch_idx
-            self.writer.add_steps(run, step if step is not None else 0, ep, dict(metrics))
             return
         items = [(name, value, None) for name, value in metrics.items()]
         if level is Level.EPOCH:
