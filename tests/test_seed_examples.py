@@ -33,12 +33,11 @@ def _seed_database_manager_example(db_url: str | None = None) -> dict[str, Any]:
     """000/001 "Database Manager API", as written (the SQLite form; see the MySQL test below)."""
     from lightning_expman.db.manager import DatabaseManager
 
-    # Initialize with SQLite for development
-    db = (
-        DatabaseManager(database_path="experiments.db", use_sqlite=True)
-        if db_url is None
-        else DatabaseManager(db_url)
-    )
+    if db_url is None:
+        # Initialize with SQLite for development
+        db = DatabaseManager(database_path="experiments.db", use_sqlite=True)
+    else:  # MariaDB / PostgreSQL by URL (the seed's MySQL keyword form: its own test below)
+        db = DatabaseManager(db_url)
 
     # Create experiment hierarchy
     experiment = db.create_experiment(
