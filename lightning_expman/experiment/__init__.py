@@ -143,6 +143,8 @@ class Experiment:
         Args:
             config_dir: the config folder.
             factory: pipeline factory for custom pipelines (default: :class:`PipelineFactory`).
+                A custom one decides what the settings mean, so they are checked for ``seed``
+                only, and it receives the config in the seed's shape (see the class docstring).
             overrides: ``key=value`` settings overrides (as ``expman run --set``).
             db_url: database URL replacing env.yaml's db tracker URL.
 
