@@ -694,3 +694,20 @@ def test_yaml_serializable_files_a_lightning_callback_in_the_callback_registry()
     assert isinstance(built, CountEpochs) and built.every == 3
     assert YAMLSerializable.get_class("SeedCountEpochs") is CountEpochs
     assert Factory.create("SeedCountEpochs", {"type": "SeedCountEpochs", "every": 2}).every == 2
+
+
+def test_seed_experiment_constructor_arguments(cwd):
+    from lightning_expman import ConfigError
+
+    with pytest.raises(TypeError, match="config_dir_path="):
+        Experiment(name="my_experiment")
+    write_seed_configs("configs", pipeline="your_pipeline_name")
+    experiment = Experiment(
+        name="renamed", id=7, desc="d", config_dir_path="configs", factory=YourPipelineFactory
+    )
+    assert (experiment.spec.name, experiment.spec.id, experiment.spec.desc) == ("renamed", 7, "d")
+    assert experiment.factory.factory is YourPipelineFactory  # wrapped: called with the seed-shaped config
+    with pytest.raises(TypeError, match="not both"):
+        Experiment(experiment.spec, name="x")
+    with pytest.raises(ConfigError, match="config folder not found"):
+        Experiment(name="x", config_dir_path="missing")
