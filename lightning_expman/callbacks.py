@@ -1,6 +1,8 @@
 """Public home of the Lightning callbacks: ``from lightning_expman.callbacks import EarlyStopping``.
 
-Importing this module imports Lightning.
+Importing this module imports Lightning. The built-in callbacks also work as callbacks of a custom
+:class:`~lightning_expman.pipeline.Pipeline` (the seed's ``on_start`` / ``on_epoch_end`` / ``on_end``);
+:class:`PipelineCallback` is the base of your own (the seed's ``Callback``).
 
 Example:
     >>> from lightning_expman.callbacks import CheckpointCallback, EarlyStopping, MetricsTracker
@@ -19,6 +21,7 @@ from .lightning.callbacks import (
     register_callback,
 )
 from .lightning.hooks import LevelHooks
+from .pipeline import PipelineCallback
 
 __all__ = [
     "CALLBACKS",
@@ -26,6 +29,7 @@ __all__ = [
     "EarlyStopping",
     "LevelHooks",
     "MetricsTracker",
+    "PipelineCallback",
     "build_callback",
     "register_callback",
 ]

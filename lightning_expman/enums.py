@@ -45,6 +45,10 @@ class Metric(str, Enum):
     LEARNING_RATE = "lr"
     CONFUSION = "confusion"
     CUSTOM = "custom"
+    # The seed's longer spellings (seed 000 writes Metric.VAL_ACCURACY): aliases, the same members.
+    TRAIN_ACCURACY = "train_acc"
+    VAL_ACCURACY = "val_acc"
+    TEST_ACCURACY = "test_acc"
     # Untracked: carried between pipeline parts, never persisted as metric values.
     NETWORK = "network"
     DATA = "data"

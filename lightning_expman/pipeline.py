@@ -115,6 +115,8 @@ class Pipeline:
         epoch_metrics: filled by the epoch being run; tracked at EPOCH level and cleared by
             :meth:`epoch_wrapper`.
         run_metrics: final results; tracked at TRIAL_RUN level by :meth:`run_wrapper`.
+        model: the model, for subclasses that keep one (``None`` until they do; the seed's
+            examples pass ``self.model`` to ``run_epoch``).
         status: the final :class:`RunStatus` once :meth:`run` returned.
         error: the exception text of a FAILED/ABORTED run.
 
@@ -130,10 +132,19 @@ class Pipeline:
         self.run_metrics: dict[Any, Any] = {}
         self.status: RunStatus | None = None
         self.error: str | None = None
+        self.model: Any = None
 
     # -- API
-    def register_callback(self, callback: PipelineCallback) -> PipelineCallback:
-        """Add a :class:`PipelineCallback`; returns it."""
+    def register_callback(self, callback: Any) -> Any:
+        """Add a callback and return it.
+
+        Any object with the seed's hooks works: a :class:`PipelineCallback`, or the built-in
+        :class:`~lightning_expman.callbacks.EarlyStopping` / ``CheckpointCallback`` /
+        ``MetricsTracker`` (which are Lightning callbacks too). Missing hooks are skipped. A
+        built-in callback created without ``env`` gets this pipeline's environment.
+        """
+        if getattr(callback, "env", _NO_ENV) is None:
+            callback.env = self.env
         self.callbacks.append(callback)
         return callback
 
@@ -153,7 +164,7 @@ class Pipeline:
             self.tracker.on_create(Level.PIPELINE, stage="fit")
             self.tracker.on_start(Level.PIPELINE)
         for callback in self.callbacks:
-            callback.on_start()
+            _hook(callback, "on_start")()
 
     def _on_run_end(self, status: RunStatus) -> None:
         self.status = status
@@ -162,7 +173,7 @@ class Pipeline:
             if tracker is not None and self.run_metrics:
                 tracker.track_dict(self.run_metrics, level=Level.TRIAL_RUN)
             for callback in self.callbacks:
-                callback.on_end(self.run_metrics)
+                _hook(callback, "on_end")(self.run_metrics)
         finally:
             if tracker is not None:
                 tracker.on_end(Level.PIPELINE, status=status, error=self.error)
@@ -180,8 +191,8 @@ class Pipeline:
 
         @functools.wraps(fn)
         def wrapper(self: Pipeline, *args: Any, **kwargs: Any) -> RunStatus:
-            self._on_run_start()
             try:
+                self._on_run_start()  # a callback failing in on_start fails the run, like the body
                 result = fn(self, *args, **kwargs)
             except BaseException as e:
                 status = status_for_exception(e)
@@ -219,7 +230,10 @@ class Pipeline:
                 if tracker is not None and self.epoch_metrics:
                     tracker.track_dict(self.epoch_metrics, step=epoch_idx, level=Level.EPOCH, epoch=epoch_idx)
                 keep_going = all(
-                    [cb.on_epoch_end(epoch_idx, self.epoch_metrics) is not False for cb in self.callbacks]
+                    [
+                        _hook(cb, "on_epoch_end", True)(epoch_idx, self.epoch_metrics) is not False
+                        for cb in self.callbacks
+                    ]
                 )
             except BaseException as e:
                 if tracker is not None:
@@ -238,6 +252,15 @@ class Pipeline:
 
 def _env_logger(env: Any) -> logging.Logger:
     return getattr(env, "logger", None) or log
+
+
+_NO_ENV = object()
+
+
+def _hook(callback: Any, name: str, default: Any = None) -> Callable[..., Any]:
+    """``callback.<name>``, or a no-op returning ``default`` for a callback without that hook."""
+    method = getattr(callback, name, None)
+    return method if callable(method) else (lambda *args: default)
 
 
 # --------------------------------------------------------------------------- instantiation

@@ -33,7 +33,6 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ from .masking import mask_secrets
 if TYPE_CHECKING:
     from .tracking.base import TrackerManager
 
-__all__ = ["LOG_FILES", "Environment", "safe_name"]
+__all__ = ["LOG_FILES", "Environment", "safe_name", "with_default_db"]
 
 LOG_FILES = {Level.EXPERIMENT: "experiment.log", Level.TRIAL: "trial.log", Level.TRIAL_RUN: "run.log"}
 """The log file of each level, inside its ``logs/`` folder."""
@@ -86,6 +85,20 @@ def safe_name(name: Any) -> str:
     return f"{cleaned or 'unnamed'}-{digest}"
 
 
+def with_default_db(trackers: Any, workspace: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Tracker specs completed as :func:`lightning_expman.config.load` completes env.yaml's: a
+    ``{type: db}`` tracker at ``sqlite:///<workspace>/expman.db`` unless one is listed, and that URL
+    for a listed ``db`` tracker without ``url``."""
+    default_url = "sqlite:///" + os.path.join(os.path.abspath(workspace), "expman.db")
+    specs = [dict(t) for t in (to_plain(trackers) or [])]
+    dbs = [t for t in specs if str(t.get("type", "")).strip().lower() == "db"]
+    if not dbs:
+        specs.append({"type": "db", "url": default_url})
+    for t in dbs:
+        t["url"] = t.get("url") or default_url
+    return specs
+
+
 def _child_level(level: Level | None) -> Level:
     if level is None:
         return Level.EXPERIMENT
@@ -121,23 +134,33 @@ class Environment:
 
     def __init__(
         self,
-        workdir: str | os.PathLike[str],
+        workdir: str | os.PathLike[str] | None = None,
         *,
+        workspace: str | os.PathLike[str] | None = None,
         name: str | None = None,
         level: Level | None = None,
-        verbose: bool = False,
-        debug: bool = False,
-        config: Mapping[str, Any] | None = None,
+        verbose: bool | None = None,
+        debug: bool | None = None,
+        config: Any = None,
         parent: Environment | None = None,
         tracker_manager: TrackerManager | None = None,
         create: bool = True,
     ) -> None:
-        self.workdir = Path(os.path.abspath(workdir))
+        data: dict[str, Any] = dict(to_plain(config) or {})
+        if workdir is None:
+            # The seed's ``Environment(workspace="outputs", config=env_config)``.
+            workdir = workspace if workspace is not None else data.get("workspace")
+            if workdir is None:
+                raise TypeError("Environment needs a folder: Environment(workspace='outputs') or workdir")
+        elif workspace is not None:
+            raise TypeError("Environment: give workdir or workspace=, not both")
+        self.workdir = Path(os.path.abspath(os.path.expanduser(os.fspath(workdir))))
         self.name = name if name is not None else self.workdir.name
         self.level = level
-        self.verbose = verbose
-        self.debug = debug
-        self.config: dict[str, Any] = dict(config or {})
+        # Flags not given explicitly come from the config (env.yaml's keys), as from_config reads them.
+        self.verbose = bool(data.get("verbose", False)) if verbose is None else verbose
+        self.debug = bool(data.get("debug", False)) if debug is None else debug
+        self.config: dict[str, Any] = data
         self.parent = parent
         self.workspace: Path = parent.workspace if parent is not None else self.workdir
         self._tracker_manager = tracker_manager
@@ -161,8 +184,8 @@ class Environment:
         Args:
             config: a ``DictConfig`` or mapping with ``workspace`` (relative paths are resolved
                 against the current directory), ``verbose``, ``debug`` and ``trackers``.
-                Trackers are not built here: set :attr:`tracker_manager` (e.g.
-                ``TrackerManager.from_config(spec.env.trackers)``).
+                The ``trackers`` it lists are built on the first use of :attr:`tracker_manager`
+                (unless one is set first, as the experiment runner does).
             create: create the workspace folder now.
 
         Example:
@@ -171,7 +194,7 @@ class Environment:
         data = to_plain(config)
         workspace = data.get("workspace") or "outputs"
         return cls(
-            os.path.expanduser(str(workspace)),
+            str(workspace),
             name=None,
             level=None,
             verbose=bool(data.get("verbose", False)),
@@ -212,14 +235,38 @@ class Environment:
 
     @property
     def tracker_manager(self) -> TrackerManager | None:
-        """This environment's tracker manager; a child without its own uses its parent's."""
+        """This environment's tracker manager; a child without its own uses its parent's.
+
+        A root environment whose config has a ``trackers`` key (env.yaml's, or the seed's
+        ``Environment.from_config(env_config)``) builds them on first use, with this workspace as
+        their default folder and, as env.yaml does, a ``db`` tracker at ``<workspace>/expman.db``
+        unless one is listed; without the key it has none (``None``).
+        """
         if self._tracker_manager is not None:
             return self._tracker_manager
-        return self.parent.tracker_manager if self.parent is not None else None
+        if self.parent is not None:
+            return self.parent.tracker_manager
+        if "trackers" in self.config:
+            from .tracking.base import TrackerManager
+
+            specs = with_default_db(self.config.get("trackers"), self.workdir)
+            self._tracker_manager = TrackerManager.from_config(specs, workspace=str(self.workdir))
+        return self._tracker_manager
 
     @tracker_manager.setter
     def tracker_manager(self, manager: TrackerManager | None) -> None:
         self._tracker_manager = manager
+
+    def setup_environment(self) -> Environment:
+        """Create this environment's folders (the seed's call after ``Environment(...)``); idempotent.
+
+        The root gets ``configs/``, ``logs/`` and ``artifacts/`` beside the experiments, as in the
+        seed; returns ``self``.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for d in (self.config_dir, self.log_dir, self.artifact_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
 
     # ------------------------------------------------------------------ logging
 

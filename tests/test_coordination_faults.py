@@ -204,8 +204,8 @@ def test_connections_killed_every_200ms_lose_and_duplicate_nothing(server, reque
         logged = [s for (s,) in q.execute(db.database)]
         assert sorted(logged) == list(range(1, steps + 1)) or sorted(logged) == list(range(steps))
         epochs = db.database.execute_sql(
-            "SELECT COUNT(*), COUNT(DISTINCT e.epoch_idx) FROM epoch_metric e JOIN metric m ON m.id = e.metric_id "
-            f"WHERE e.trial_run_id = {run.id} AND m.type = 'val_loss'"
+            "SELECT COUNT(*), COUNT(DISTINCT e.epoch_idx) FROM epoch_metric e "
+            f"JOIN metric m ON m.id = e.metric_id WHERE e.trial_run_id = {run.id} AND m.type = 'val_loss'"
         ).fetchone()
         assert tuple(epochs) == (40, 40)
     finally:

@@ -140,6 +140,20 @@ def test_non_finite_values_are_stored_as_null(db):
 # --------------------------------------------------------------------------- errors
 
 
+def test_epoch_links_create_the_epoch_and_reads_of_a_missing_one_are_empty(db, run):
+    """The seed links ``model_epoch_5.pth`` to epoch 5 without creating it, and reads epochs as lists."""
+    _, _, trial_run = run
+    assert db.get_epoch_artifacts(5, trial_run.id) == [] and db.get_epoch_metrics(5, trial_run.id) == []
+    art = db.record_artifact("checkpoint", "/epoch/model_epoch_5.pth")
+    db.link_epoch_artifact(5, trial_run.id, art.id)
+    metric = db.record_metric(0.5, "val_loss")
+    db.add_epoch_metric(6, trial_run.id, metric.id)
+    assert [a.id for a in db.get_epoch_artifacts(5, trial_run.id)] == [art.id]
+    assert [x.id for x in db.get_epoch_metrics(6, trial_run.id)] == [metric.id]
+    epochs = m.Epoch.select().where(m.Epoch.trial_run == trial_run.id).order_by(m.Epoch.idx)
+    assert [e.idx for e in epochs.execute(db.database)] == [5, 6]
+
+
 def test_unknown_ids_raise_query_error(db, run):
     exp, _, trial_run = run
     metric = db.record_metric(1.0, "x")
@@ -148,7 +162,6 @@ def test_unknown_ids_raise_query_error(db, run):
         lambda: db.create_trial(999, "t"),
         lambda: db.create_trial_run(999),
         lambda: db.create_epoch(0, 999),
-        lambda: db.add_epoch_metric(5, trial_run.id, metric.id),  # epoch 5 was never created
         lambda: db.link_experiment_artifact(999, art.id),
         lambda: db.link_experiment_artifact(exp.id, 999),
         lambda: db.link_trial_artifact(999, art.id),
@@ -156,18 +169,19 @@ def test_unknown_ids_raise_query_error(db, run):
         lambda: db.link_results_metric(999, metric.id),
         lambda: db.link_results_metric(trial_run.id, 999),
         lambda: db.link_results_artifact(999, art.id),
-        lambda: db.link_epoch_artifact(0, trial_run.id, art.id),
         lambda: db.update_trial_run_status(999, "completed"),
         lambda: db.finish_trial_run(999, "failed"),
         lambda: db.heartbeat(999),
         lambda: db.get_experiment_metrics(999),
         lambda: db.get_trial_metrics(999),
         lambda: db.get_trial_run_metrics(999),
-        lambda: db.get_epoch_metrics(0, trial_run.id),
         lambda: db.get_experiment_artifacts(999),
         lambda: db.get_trial_artifacts(999),
         lambda: db.get_trial_run_artifacts(999),
         lambda: db.get_epoch_artifacts(0, 999),
+        lambda: db.get_epoch_metrics(0, 999),
+        lambda: db.link_epoch_artifact(0, 999, art.id),
+        lambda: db.add_epoch_metric(0, 999, metric.id),
         lambda: db.ensure_epoch(999, 0),
         lambda: db.record_epoch_metrics(999, 0, {"x": 1.0}),
         lambda: db.record_results_metrics(999, {"x": 1.0}),

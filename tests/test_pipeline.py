@@ -278,3 +278,53 @@ def test_lightning_pipeline_fits_and_tests(tmp_path):
     assert pipe.trainer.default_root_dir == str(run_env.workdir)
     for e in (run_env, exp_env, env):
         e.close()
+
+
+def test_callback_failing_in_on_start_fails_the_run_and_hooks_are_optional(tmp_path):
+    """A callback raising in ``on_start`` ends the run FAILED (returned, not raised); a callback
+    without some of the seed's hooks (a plain Lightning callback) is skipped for those."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from lightning_expman.workspace import Environment
+
+    class Broken(PipelineCallback):
+        def on_start(self):
+            raise RuntimeError("cannot start")
+
+    env = Environment.from_config({"workspace": str(tmp_path / "ws")}).create_child("solo")
+    config = OmegaConf.create({"epochs": 2, "stop_after": None, "fail_at": None})
+    pipe = ToyLoop(env, config)
+    pipe.register_callback(LearningRateMonitor())
+    assert pipe.run(config) is RunStatus.COMPLETED
+    broken = ToyLoop(env, config)
+    broken.register_callback(Broken())
+    assert broken.run(config) is RunStatus.FAILED
+    assert broken.error == "RuntimeError: cannot start"
+    env.close()
+
+
+def test_builtin_callbacks_without_env_get_the_pipelines(tmp_path):
+    import torch
+
+    from lightning_expman.callbacks import CheckpointCallback, MetricsTracker
+    from lightning_expman.workspace import Environment
+
+    class WithModel(Pipeline):
+        @Pipeline.run_wrapper
+        def run(self, config=None):
+            for epoch in range(2):
+                self.run_epoch(epoch)
+
+        @Pipeline.epoch_wrapper
+        def run_epoch(self, epoch_idx):
+            self.epoch_metrics[Metric.TRAIN_LOSS] = 1.0
+            self.epoch_metrics[Metric.NETWORK] = torch.nn.Linear(2, 1)
+
+    env = Environment.from_config({"workspace": str(tmp_path / "ws")}).create_child("solo")
+    pipe = WithModel(env)
+    checkpoint = pipe.register_callback(CheckpointCallback(interval=2))
+    tracker = pipe.register_callback(MetricsTracker())
+    assert checkpoint.env is env and tracker.env is env
+    assert pipe.run() is RunStatus.COMPLETED
+    assert sorted(p.name for p in env.artifact_dir.iterdir()) == ["checkpoint-epoch=1.pt", "metrics.log"]
+    env.close()

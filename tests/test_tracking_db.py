@@ -78,7 +78,7 @@ def test_artifacts_link_to_their_level_and_same_names_reuse_rows(sqlite_url, tmp
                     manager.on_add_artifact(Level.EPOCH, "confusion.png")
                 manager.on_checkpoint(None, f"last-{repeat}.ckpt", epoch=3)
                 manager.on_checkpoint(None, f"last-{repeat}.ckpt", epoch=3, best=True)  # same file again
-                manager.track("ignored", 1.0, level=Level.TRIAL)  # no table above TRIAL_RUN: ignored
+                manager.track("trial_level", 1.0, level=Level.TRIAL)  # stored with the trial (schema v3)
     tracker.close()
 
     reader = DatabaseManager(sqlite_url)
@@ -98,7 +98,10 @@ def test_artifacts_link_to_their_level_and_same_names_reuse_rows(sqlite_url, tmp
         assert m.Artifact.select().where(m.Artifact.location == "last-2.ckpt").count() == 1
         (best,) = m.ResultsArtifact.select().where(m.ResultsArtifact.results == run_ids[1])
         assert best.artifact.location == "last-2.ckpt"
-        assert m.MetricRecord.select().where(m.MetricRecord.type == "ignored").count() == 0
+        (trial,) = m.Trial.select()
+        trial_metrics = reader.get_trial_metrics(trial.id)
+        trial_level = [(x.type, x.total_val) for x in trial_metrics if x.type == "trial_level"]
+        assert trial_level == [("trial_level", 1.0), ("trial_level", 1.0)]
     finally:
         reader.close()
 
@@ -228,3 +231,48 @@ def test_a_failed_background_write_surfaces_at_run_end_and_fails_the_run(sqlite_
     assert row.status == "FAILED" and "1 value(s) not written" in row.error
     assert m.StepMetric.select().where(m.StepMetric.trial_run == run_id).count() == 1
     tracker.close()
+
+
+def test_levels_above_the_run_steps_at_run_level_and_warnings(sqlite_url, caplog):
+    """EXPERIMENT/TRIAL values are stored with their step; ``step=`` at run level is a series point;
+    a value with nowhere to go is a WARNING, once per metric and level."""
+    import logging
+
+    caplog.set_level(logging.WARNING, "lightning_expman")
+    tracker = DBTracker(sqlite_url)
+    manager = TrackerManager([tracker])
+    for _ in range(2):
+        manager.track("orphan", 1.0)
+    with TrackScope(manager, Level.EXPERIMENT, name="levels"):
+        manager.track("exp_best", 0.9, step=7)
+        with TrackScope(manager, Level.TRIAL, name="t"):
+            manager.track_dict({"trial_mean": 0.8})
+            with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=1):
+                manager.track("train_loss", 0.5, step=1)
+                manager.track("train_loss", 0.4, step=2)
+                manager.track_dict({"val_loss": 0.3}, step=2)
+                manager.track("test_acc", 0.7)
+    tracker.close()
+    orphan_warnings = [r for r in caplog.records if "orphan" in r.getMessage()]
+    assert len(orphan_warnings) == 1 and orphan_warnings[0].levelno == logging.WARNING
+    reader = DatabaseManager(sqlite_url)
+    try:
+        exp, trial, run = m.Experiment.get(), m.Trial.get(), m.TrialRun.get()
+        assert [(x.type, x.total_val, s) for x, s in reader.get_level_metrics(experiment_id=exp.id)] == [
+            ("exp_best", 0.9, 7)
+        ]
+        assert [(x.type, s) for x, s in reader.get_level_metrics(trial_id=trial.id)] == [("trial_mean", None)]
+        steps = sorted(
+            (s.name, s.step, s.value) for s in m.StepMetric.select().where(m.StepMetric.trial_run == run.id)
+        )
+        assert steps == [("train_loss", 1, 0.5), ("train_loss", 2, 0.4), ("val_loss", 2, 0.3)]
+        results = [x.type for x in reader.get_trial_run_metrics(run.id)]
+        assert results == ["test_acc"]  # the two train_loss values did not become two results
+        assert {x.type for x in reader.get_experiment_metrics(exp.id)} == {
+            "exp_best",
+            "trial_mean",
+            "test_acc",
+        }
+        assert m.MetricRecord.select().where(m.MetricRecord.type == "orphan").count() == 0
+    finally:
+        reader.close()

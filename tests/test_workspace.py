@@ -209,3 +209,28 @@ def test_pickle_roundtrip(root):
     clone.close()
     run.close()
     assert "from clone" in (run.log_dir / "run.log").read_text()
+
+
+def test_seed_constructor_setup_and_trackers_from_the_config(tmp_path):
+    """``Environment(workspace=..., config=...)`` (seed 002): flags from the config, folders made by
+    ``setup_environment``, trackers built on first use with a db tracker added as for env.yaml."""
+    from lightning_expman.tracking.db import DBTracker
+    from lightning_expman.tracking.log import LogTracker
+
+    env = Environment(
+        workspace=tmp_path / "ws", config={"verbose": False, "debug": True, "trackers": [{"type": "log"}]}
+    )
+    assert env.workdir == tmp_path / "ws" and env.debug and not env.verbose
+    assert not (tmp_path / "ws" / "logs").exists()
+    assert env.setup_environment() is env
+    assert all((tmp_path / "ws" / d).is_dir() for d in ("configs", "logs", "artifacts"))
+    manager = env.tracker_manager
+    assert [type(t) for t in manager.trackers] == [LogTracker, DBTracker]
+    assert manager.get(DBTracker).url == f"sqlite:///{tmp_path / 'ws' / 'expman.db'}"
+    assert env.tracker_manager is manager and env.create_child("exp").tracker_manager is manager
+    assert Environment(workspace=tmp_path / "bare").tracker_manager is None  # no trackers key: none
+    with pytest.raises(TypeError, match="not both"):
+        Environment(tmp_path / "a", workspace=tmp_path / "b")
+    with pytest.raises(TypeError, match="needs a folder"):
+        Environment()
+    env.close()

@@ -119,18 +119,19 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
                 key=f"{key}.type",
             )
         trackers.append({**copy_tree(dict(item)), "type": kind.strip().lower()})
-    default_url = "sqlite:///" + os.path.join(workspace, "expman.db")
-    if db_url is not None and (not isinstance(db_url, str) or "://" not in db_url):
-        raise ConfigError(f"must be a database URL like sqlite:///runs.db, got {short(db_url)}", key="--db")
-    dbs = [t for t in trackers if t["type"] == "db"]
-    if not dbs:
-        trackers.append({"type": "db", "url": db_url or default_url})
-    for t in dbs:
-        if db_url is not None:
+    if db_url is not None:
+        if not isinstance(db_url, str) or "://" not in db_url:
+            raise ConfigError(
+                f"must be a database URL like sqlite:///runs.db, got {short(db_url)}", key="--db"
+            )
+        dbs = [t for t in trackers if t["type"] == "db"]
+        if not dbs:
+            trackers.append({"type": "db", "url": db_url})
+        for t in dbs:
             t["url"] = db_url
-        elif not t.get("url"):
-            t["url"] = default_url
-    env["trackers"] = trackers
+    from ..workspace import with_default_db  # here: workspace imports this package
+
+    env["trackers"] = with_default_db(trackers, workspace)
     return env
 
 

@@ -69,6 +69,8 @@ def load(
     config_dir: str | os.PathLike[str],
     overrides: Sequence[str] | None = None,
     db_url: str | None = None,
+    *,
+    standard: bool = True,
 ) -> ExperimentSpec:
     """Read, merge, expand and validate a config folder (see the module docstring).
 
@@ -84,6 +86,9 @@ def load(
             closest existing key. Prefix ``+`` (``+my_var=3``) to add any new key. Overriding a
             key a trial varies in its ``grid:`` is an error.
         db_url: replaces the ``url`` of every ``db`` tracker of env.yaml (``expman run --db``).
+        standard: ``False`` when a custom pipeline factory decides what runs (``Experiment.create``
+            with the seed's ``YourPipelineFactory``): the settings are then checked as for a custom
+            ``pipeline:`` (seed only), not as the standard Lightning pipeline's.
 
     Returns:
         The :class:`ExperimentSpec`.
@@ -110,7 +115,7 @@ def load(
     experiment = load_experiment(config_dir)
     base, base_prefix = load_base(config_dir)
     raw_trials = load_trials(config_dir)
-    standard = experiment.pipeline is None
+    standard = standard and experiment.pipeline is None
 
     base_file = display_name(config_dir, "base.yaml")
     exp_file = display_name(config_dir, "experiment.yaml")

@@ -274,6 +274,14 @@ class ExperimentSpec:
             self._env = _dictconfig(copy_tree(self._env_data))
         return self._env
 
+    def replace_env(self, env: dict[str, Any]) -> None:
+        """Use ``env`` (env.yaml's keys, ``workspace`` absolute) instead of the loaded env.yaml.
+
+        Used by the seed's ``Experiment(..., env=...)``; :attr:`config_hash` does not depend on env.
+        """
+        self._env_data = copy_tree(env)
+        self._env = None
+
     @property
     def settings(self) -> DictConfig:
         """Experiment-level settings (base -> experiment -> overrides)."""

@@ -67,7 +67,17 @@ def _v1_to_v2(migrator: SchemaMigrator, db: pw.Database) -> None:
         db.execute_sql("ALTER TABLE trial_run MODIFY heartbeat DATETIME(6) NULL")
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+def _v2_to_v3(migrator: SchemaMigrator, db: pw.Database) -> None:
+    """Metrics at EXPERIMENT and TRIAL level, and the metrics a checkpoint was saved with.
+
+    Three new tables, nothing changed in the existing ones (no data to move).
+    """
+    for model in (models.ExperimentMetric, models.TrialMetric, models.ArtifactMetric):
+        if not db.table_exists(model._meta.table_name):
+            pw.SchemaManager(model, db).create_all(safe=True)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 """The registry: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``."""
 
 _LOCK_NAME = "lightning_expman_schema"
@@ -160,9 +170,9 @@ def ensure_schema(
         >>> from lightning_expman.db.connect import open_database
         >>> db = open_database("sqlite:///:memory:")
         >>> ensure_schema(db)
-        2
+        3
         >>> get_schema_version(db)
-        2
+        3
     """
     target = models.SCHEMA_VERSION if target is None else target
     registry = MIGRATIONS if migrations is None else migrations

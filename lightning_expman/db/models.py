@@ -24,6 +24,7 @@ __all__ = [
     "ALL_MODELS",
     "SCHEMA_VERSION",
     "Artifact",
+    "ArtifactMetric",
     "BaseModel",
     "Claim",
     "Epoch",
@@ -31,6 +32,7 @@ __all__ = [
     "EpochMetric",
     "Experiment",
     "ExperimentArtifact",
+    "ExperimentMetric",
     "JSONText",
     "MetricRecord",
     "Results",
@@ -41,6 +43,7 @@ __all__ = [
     "StepMetric",
     "Trial",
     "TrialArtifact",
+    "TrialMetric",
     "TrialRun",
     "TrialRunArtifact",
     "WriteMark",
@@ -49,7 +52,7 @@ __all__ = [
     "utcnow",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the schema this code writes; bumped with every migration in ``migrations.py``."""
 
 database_proxy = pw.DatabaseProxy()
@@ -342,6 +345,45 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
+# --------------------------------------------------------------------------- schema v3: level metrics
+
+
+class ExperimentMetric(BaseModel):
+    """A metric tracked at EXPERIMENT level (the seed: "metric tracking at experiment, trial and run
+    levels"); ``step`` is the caller's ``step=`` (NULL when none was given)."""
+
+    experiment = pw.ForeignKeyField(Experiment, on_delete="CASCADE")
+    metric = pw.ForeignKeyField(MetricRecord, column_name="metric_id", on_delete="CASCADE")
+    step = pw.IntegerField(null=True)
+
+    class Meta:
+        table_name = "experiment_metric"
+        primary_key = pw.CompositeKey("experiment", "metric")
+
+
+class TrialMetric(BaseModel):
+    """A metric tracked at TRIAL level; ``step`` as in :class:`ExperimentMetric`."""
+
+    trial = pw.ForeignKeyField(Trial, on_delete="CASCADE")
+    metric = pw.ForeignKeyField(MetricRecord, column_name="metric_id", on_delete="CASCADE")
+    step = pw.IntegerField(null=True)
+
+    class Meta:
+        table_name = "trial_metric"
+        primary_key = pw.CompositeKey("trial", "metric")
+
+
+class ArtifactMetric(BaseModel):
+    """The metrics a checkpoint was saved with (``on_checkpoint(..., metrics={...})``)."""
+
+    artifact = pw.ForeignKeyField(Artifact, on_delete="CASCADE")
+    metric = pw.ForeignKeyField(MetricRecord, column_name="metric_id", on_delete="CASCADE")
+
+    class Meta:
+        table_name = "artifact_metric"
+        primary_key = pw.CompositeKey("artifact", "metric")
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Experiment,
     Trial,
@@ -362,5 +404,8 @@ ALL_MODELS: list[type[BaseModel]] = [
     Claim,
     WriteMark,
     SchemaVersion,
+    ExperimentMetric,
+    TrialMetric,
+    ArtifactMetric,
 ]
 """Every table, in creation order (parents before children)."""

@@ -58,7 +58,8 @@ class SeedReads(ManagerBase):
     # ------------------------------------------------------------------ metrics
 
     def get_experiment_metrics(self, experiment_id: int) -> list[m.MetricRecord]:
-        """Every metric recorded anywhere under an experiment (epoch and results metrics of all its runs).
+        """Every metric recorded anywhere under an experiment: its own (EXPERIMENT level), its trials'
+        (TRIAL level) and the epoch and results metrics of all its runs.
 
         Raises:
             QueryError: the experiment does not exist.
@@ -66,22 +67,31 @@ class SeedReads(ManagerBase):
 
         def fn() -> list[m.MetricRecord]:
             self._require(m.Experiment, experiment_id, "experiment")
-            runs = (
-                m.TrialRun.select(m.TrialRun.id)
-                .join(m.Trial, on=(m.TrialRun.trial == m.Trial.id))
-                .where(m.Trial.experiment == experiment_id)
+            trials = m.Trial.select(m.Trial.id).where(m.Trial.experiment == experiment_id)
+            runs = m.TrialRun.select(m.TrialRun.id).where(m.TrialRun.trial.in_(trials))
+            return self._linked(
+                m.MetricRecord,
+                m.ExperimentMetric.select(m.ExperimentMetric.metric).where(
+                    m.ExperimentMetric.experiment == experiment_id
+                ),
+                m.TrialMetric.select(m.TrialMetric.metric).where(m.TrialMetric.trial.in_(trials)),
+                *_run_metric_links(runs, in_=True),
             )
-            return self._linked(m.MetricRecord, *_run_metric_links(runs, in_=True))
 
         return self._read(fn, f"get metrics of experiment {experiment_id}")
 
     def get_trial_metrics(self, trial_id: int) -> list[m.MetricRecord]:
-        """Every metric recorded under a trial (all its runs' epoch and results metrics)."""
+        """Every metric recorded under a trial: its own (TRIAL level) and all its runs' epoch and
+        results metrics."""
 
         def fn() -> list[m.MetricRecord]:
             self._require(m.Trial, trial_id, "trial")
             runs = m.TrialRun.select(m.TrialRun.id).where(m.TrialRun.trial == trial_id)
-            return self._linked(m.MetricRecord, *_run_metric_links(runs, in_=True))
+            return self._linked(
+                m.MetricRecord,
+                m.TrialMetric.select(m.TrialMetric.metric).where(m.TrialMetric.trial == trial_id),
+                *_run_metric_links(runs, in_=True),
+            )
 
         return self._read(fn, f"get metrics of trial {trial_id}")
 
@@ -95,10 +105,14 @@ class SeedReads(ManagerBase):
         return self._read(fn, f"get metrics of trial run {trial_run_id}")
 
     def get_epoch_metrics(self, epoch_idx: int, trial_run_id: int) -> list[m.MetricRecord]:
-        """The metrics linked to one epoch. Raises QueryError for an unknown epoch."""
+        """The metrics linked to one epoch (``[]`` for an epoch never created).
+
+        Raises:
+            QueryError: the trial run does not exist.
+        """
 
         def fn() -> list[m.MetricRecord]:
-            self._require_epoch(trial_run_id, epoch_idx)
+            self._require(m.TrialRun, trial_run_id, "trial run")
             q = (
                 m.MetricRecord.select()
                 .join(m.EpochMetric, on=(m.EpochMetric.metric == m.MetricRecord.id))
@@ -163,10 +177,14 @@ class SeedReads(ManagerBase):
         return self._read(fn, f"get artifacts of trial run {trial_run_id}")
 
     def get_epoch_artifacts(self, epoch_idx: int, trial_run_id: int) -> list[m.Artifact]:
-        """Artifacts linked to one epoch. Raises QueryError for an unknown epoch."""
+        """Artifacts linked to one epoch (``[]`` for an epoch never created, as the seed expects).
+
+        Raises:
+            QueryError: the trial run does not exist.
+        """
 
         def fn() -> list[m.Artifact]:
-            self._require_epoch(trial_run_id, epoch_idx)
+            self._require(m.TrialRun, trial_run_id, "trial run")
             return self._linked(
                 m.Artifact,
                 m.EpochArtifact.select(m.EpochArtifact.artifact).where(

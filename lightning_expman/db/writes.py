@@ -218,15 +218,15 @@ class SeedWrites(ManagerBase):
         return self.run_in_transaction(fn, what=what)
 
     def add_epoch_metric(self, epoch_idx: int, trial_run_id: int, metric_id: int) -> m.EpochMetric:
-        """Link METRIC ``metric_id`` to an existing epoch.
+        """Link METRIC ``metric_id`` to an epoch, creating the epoch when it does not exist yet.
 
         Raises:
-            QueryError: unknown epoch, trial run or metric; or the link exists already.
+            QueryError: unknown trial run or metric; or the link exists already.
         """
         return self._link(
             m.EpochMetric,
             "metric of epoch",
-            parent=lambda: self._require_epoch(trial_run_id, epoch_idx),
+            parent=lambda: self._ensure_epoch(trial_run_id, epoch_idx),
             linked=(m.MetricRecord, metric_id, "metric"),
             what=f"link metric {metric_id} to epoch {epoch_idx}",
             epoch_idx=epoch_idx,
@@ -295,11 +295,16 @@ class SeedWrites(ManagerBase):
         )
 
     def link_epoch_artifact(self, epoch_idx: int, trial_run_id: int, artifact_id: int) -> m.EpochArtifact:
-        """Link an artifact to an existing epoch. Raises QueryError for unknown ids or a duplicate link."""
+        """Link an artifact to an epoch, creating the epoch when it does not exist yet (the seed links
+        ``model_epoch_5.pth`` to epoch 5 without creating it first).
+
+        Raises:
+            QueryError: unknown trial run or artifact, or a duplicate link.
+        """
         return self._link(
             m.EpochArtifact,
             "artifact of epoch",
-            parent=lambda: self._require_epoch(trial_run_id, epoch_idx),
+            parent=lambda: self._ensure_epoch(trial_run_id, epoch_idx),
             linked=(m.Artifact, artifact_id, "artifact"),
             what=f"link artifact {artifact_id} to epoch {epoch_idx}",
             epoch_idx=epoch_idx,

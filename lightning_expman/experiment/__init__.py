@@ -56,7 +56,8 @@ Layout:
 * ``claims.py``: the grid's units registered, claimed and leased (coordination between processes);
 * ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
 * ``workers.py``: parallel runs in spawned worker processes;
-* ``logs.py``: Lightning's console output and per-run log files.
+* ``logs.py``: Lightning's console output and per-run log files;
+* ``seed.py``: the seed's constructor and factories that read the seed's nested config shape.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from .ledger import _Ledger
 from .plan import _Job, _masked, new_result, plan_jobs, spec_db_url
 from .results import ExperimentSummary, RunResult
 from .runner import _sigterm_as_interrupt, run_serial
+from .seed import SeedShapedFactory, is_default_factory, load_seed_spec
 from .workers import run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,19 +87,53 @@ __all__ = ["DEFAULT_STALE_AFTER", "Experiment", "ExperimentSummary", "RunResult"
 class Experiment:
     """A loaded experiment: its spec (trials expanded from grids) and the pipeline factory.
 
-    Create it with :meth:`create`; run it with :meth:`run`.
+    Create it with :meth:`create`, or the seed's way::
+
+        experiment = Experiment(name="my_experiment", id=1, desc="...", env=env,
+                                config_dir_path="path/to/configs")
+
+    (the folder's experiment.yaml, base.yaml and trials.yaml; ``env`` gives the workspace and
+    trackers instead of env.yaml; ``factory=`` may be added). Run it with :meth:`run`.
+
+    A custom factory is called with the run's config in the seed's shape: the settings flat
+    (``config.epochs``) and under ``settings`` (``config.settings.model_type``), plus the trial's
+    ``name``, ``id`` and ``repeat`` (see :mod:`.seed`).
 
     Attributes:
         spec: the validated :class:`~lightning_expman.config.ExperimentSpec`.
-        factory: the pipeline factory (:class:`~lightning_expman.pipeline.PipelineFactory` or a
-            subclass / object with the same ``create(name, config, env, id)``).
+        factory: the pipeline factory (:class:`~lightning_expman.pipeline.PipelineFactory`, or a
+            custom one wrapped in :class:`~.seed.SeedShapedFactory`).
     """
 
-    def __init__(self, spec: ExperimentSpec, factory: Any = None) -> None:
-        if factory is None:
+    def __init__(
+        self,
+        spec: ExperimentSpec | None = None,
+        factory: Any = None,
+        *,
+        name: str | None = None,
+        id: int | None = None,
+        desc: str | None = None,
+        env: Any = None,
+        config_dir_path: str | Path | None = None,
+    ) -> None:
+        seed_args = (name, id, desc, env, config_dir_path)
+        if spec is None:
+            if config_dir_path is None:
+                raise TypeError(
+                    "Experiment needs config_dir_path= (the seed's constructor) or a loaded spec; "
+                    "or use Experiment.create(config_dir)"
+                )
+            spec = load_seed_spec(config_dir_path, env=env, name=name, id=id, desc=desc)
+        elif any(a is not None for a in seed_args):
+            raise TypeError(
+                "Experiment: give a loaded spec or the seed's name=/env=/config_dir_path=, not both"
+            )
+        if is_default_factory(factory):
             from ..pipeline import PipelineFactory
 
             factory = PipelineFactory
+        elif not isinstance(factory, SeedShapedFactory):
+            factory = SeedShapedFactory(factory, spec)
         self.spec = spec
         self.factory = factory
 
@@ -115,6 +151,8 @@ class Experiment:
         Args:
             config_dir: the config folder.
             factory: pipeline factory for custom pipelines (default: :class:`PipelineFactory`).
+                A custom one decides what the settings mean, so they are checked for ``seed``
+                only, and it receives the config in the seed's shape (see the class docstring).
             overrides: ``key=value`` settings overrides (as ``expman run --set``).
             db_url: database URL replacing env.yaml's db tracker URL.
 
@@ -123,7 +161,10 @@ class Experiment:
         """
         from ..config import load
 
-        return cls(load(config_dir, overrides=list(overrides or []), db_url=db_url), factory)
+        spec = load(
+            config_dir, overrides=list(overrides or []), db_url=db_url, standard=is_default_factory(factory)
+        )
+        return cls(spec, factory)
 
     @property
     def db_url(self) -> str | None:

@@ -13,6 +13,10 @@
 Config use: ``callbacks: [{type: early_stopping, monitor: val_loss, patience: 3}]`` or
 ``{class_path: my.pkg.MyCallback, init_args: {...}}`` -> :func:`build_callback`.
 
+The seed's signatures work too (``EarlyStopping(env, patience=5)``, ``metric=``, ``env=``); each class
+also speaks the seed's pipeline-callback protocol (:mod:`.seed_protocol`), so one object can be
+registered on a custom :class:`~lightning_expman.pipeline.Pipeline` as well.
+
 Example:
     >>> from lightning_expman.callbacks import EarlyStopping, CheckpointCallback, MetricsTracker
     >>> callbacks = [EarlyStopping(metric=Metric.VAL_LOSS, patience=5, min_delta_percent=1.0),
@@ -38,6 +42,7 @@ from typing_extensions import override
 from ..enums import Metric, metric_name
 from ..errors import ConfigError
 from .hooks import expman_loggers
+from .seed_protocol import SeedCheckpoint, SeedEarlyStopping, SeedMetricsTracker, split_env
 
 __all__ = [
     "CALLBACKS",
@@ -58,7 +63,7 @@ def run_artifact_dir(trainer: pl.Trainer) -> str:
     return os.path.join(trainer.log_dir or trainer.default_root_dir, "artifacts")
 
 
-class EarlyStopping(_LightningEarlyStopping):
+class EarlyStopping(SeedEarlyStopping, _LightningEarlyStopping):
     """Stop when ``monitor`` has not improved for ``patience`` checks.
 
     An improvement must beat the best value so far by both ``min_delta`` (absolute) and
@@ -70,11 +75,17 @@ class EarlyStopping(_LightningEarlyStopping):
         min_delta_percent: required relative improvement, in percent of the best value.
         min_delta: required absolute improvement.
         mode: ``"min"`` or ``"max"``.
-        metric: a :class:`Metric` (seed spelling) instead of ``monitor``.
+        metric: the seed's name for ``monitor`` (a :class:`Metric` or a string).
+        env: the seed's environment (its logger is used in pipeline mode); may also be the first
+            positional argument, as in the seed (``EarlyStopping(env, patience=5)``).
         **lightning_kwargs: any other Lightning EarlyStopping argument (``check_on_train_epoch_end``...).
+
+    Raises:
+        ConfigError: negative deltas, or ``monitor`` and ``metric`` naming different metrics.
 
     Example:
         >>> EarlyStopping(metric=Metric.VAL_ACC, patience=10, min_delta_percent=0.5, mode="max")
+        >>> EarlyStopping(env=env, metric=Metric.VAL_LOSS, patience=5, min_delta_percent=1.0)
     """
 
     def __init__(
@@ -86,10 +97,18 @@ class EarlyStopping(_LightningEarlyStopping):
         mode: str = "min",
         *,
         metric: Metric | str | None = None,
+        env: Any = None,
         **lightning_kwargs: Any,
     ) -> None:
+        monitor, env = split_env(monitor, env, "EarlyStopping")
+        if monitor is not None and metric is not None and metric_name(monitor) != metric_name(metric):
+            raise ConfigError(
+                f"EarlyStopping: monitor={metric_name(monitor)!r} and metric={metric_name(metric)!r} "
+                "name different metrics; give one (metric= is the seed's name for monitor=)"
+            )
         if monitor is None:
             monitor = metric_name(metric) if metric is not None else Metric.VAL_LOSS.value
+        monitor = metric_name(monitor)
         if min_delta_percent < 0 or min_delta < 0:
             raise ConfigError(
                 f"EarlyStopping: min_delta_percent ({min_delta_percent}) and min_delta ({min_delta}) "
@@ -99,6 +118,7 @@ class EarlyStopping(_LightningEarlyStopping):
             monitor=monitor, min_delta=min_delta, patience=patience, mode=mode, **lightning_kwargs
         )
         self.min_delta_percent = float(min_delta_percent)
+        self.env = env
 
     @override
     def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
@@ -120,7 +140,7 @@ class EarlyStopping(_LightningEarlyStopping):
         return delta if self.monitor_op == torch.gt else -delta
 
 
-class CheckpointCallback(ModelCheckpoint):
+class CheckpointCallback(SeedCheckpoint, ModelCheckpoint):
     """Periodic checkpoints every ``interval`` epochs, plus best/top-k files when ``monitor`` is set.
 
     Args:
@@ -130,6 +150,8 @@ class CheckpointCallback(ModelCheckpoint):
         save_top_k: best files to keep (default: 1 with ``monitor``; all periodic ones without).
         mode: ``"min"`` or ``"max"`` for ``monitor``.
         dirpath: folder (default: ``checkpoints/`` in the run's artifact folder).
+        env: the seed's environment: in pipeline mode checkpoints go to its artifact folder and
+            are reported to its ``tracker_manager`` (see :class:`.seed_protocol.SeedCheckpoint`).
         **kwargs: any other ModelCheckpoint argument (``filename``, ``save_last``...).
 
     Attributes:
@@ -138,6 +160,7 @@ class CheckpointCallback(ModelCheckpoint):
 
     Example:
         >>> CheckpointCallback(interval=5, monitor="val_loss", save_top_k=2)
+        >>> CheckpointCallback(interval=5, env=env)       # the seed's spelling
     """
 
     def __init__(
@@ -147,8 +170,13 @@ class CheckpointCallback(ModelCheckpoint):
         save_top_k: int | None = None,
         mode: str = "min",
         dirpath: str | os.PathLike[str] | None = None,
+        *,
+        env: Any = None,
         **kwargs: Any,
     ) -> None:
+        monitor, env = split_env(monitor, env, "CheckpointCallback")
+        if monitor is not None:
+            monitor = metric_name(monitor)
         if int(interval) < 1:
             raise ConfigError(f"CheckpointCallback: interval must be >= 1, got {interval!r}")
         if save_top_k is None:
@@ -164,6 +192,7 @@ class CheckpointCallback(ModelCheckpoint):
         )
         self.interval = int(interval)
         self.periodic_paths: list[str] = []
+        self.env = env
 
     @property
     def best(self) -> str:
@@ -214,7 +243,7 @@ class CheckpointCallback(ModelCheckpoint):
         self.periodic_paths = list(state_dict.get("periodic_paths", []))
 
 
-class MetricsTracker(Callback):
+class MetricsTracker(SeedMetricsTracker, Callback):
     """Write ``metrics.log`` (CSV): one row per training epoch and a final row at fit end.
 
     The file lives in the run's artifact folder (``dirpath`` overrides it). An existing file is
@@ -224,12 +253,18 @@ class MetricsTracker(Callback):
     Args:
         dirpath: folder of ``metrics.log`` (default: the run's artifact folder).
         filename: file name.
+        env: the seed's environment (``MetricsTracker(env)``): in pipeline mode the file goes to
+            its artifact folder and is reported to its ``tracker_manager``.
 
     Example:
         >>> trainer = L.Trainer(logger=ExpmanLogger("digits"), callbacks=[MetricsTracker()])
     """
 
-    def __init__(self, dirpath: str | os.PathLike[str] | None = None, filename: str = "metrics.log") -> None:
+    def __init__(
+        self, dirpath: str | os.PathLike[str] | None = None, filename: str = "metrics.log", *, env: Any = None
+    ) -> None:
+        dirpath, env = split_env(dirpath, env, "MetricsTracker")
+        self.env = env
         self.dirpath = os.fspath(dirpath) if dirpath is not None else None
         self.filename = filename
         self.path: str | None = None

@@ -29,7 +29,9 @@ Metrics reach trackers normalised by :class:`TrackerManager`: ``metric`` is a ``
 ``value`` a ``float`` (or ``None`` for NaN/inf), ``per_label`` an optional ``{label: float}``.
 ``level`` says where the value belongs: BATCH = a step-series point (``step`` is the global
 step), EPOCH = a value of epoch ``epoch`` (the open epoch when ``None``), TRIAL_RUN = a final
-result of the run (e.g. ``trainer.test()``). ``level=None`` means the innermost open level.
+result of the run (e.g. ``trainer.test()``), or with a ``step`` a point of the run's series;
+TRIAL / EXPERIMENT = a value of the trial / experiment itself (the seed's "metric tracking at
+experiment, trial and run levels"). ``level=None`` means the innermost open level.
 
 Example:
     >>> from lightning_expman import Level, Metric
@@ -294,7 +296,24 @@ class TrackerManager(Tracker):
             raise first_error
 
     # -- lifecycle
-    def on_create(self, level: Level, **kwargs: Any) -> None:
+    def on_create(self, level: Level, *args: Any, **kwargs: Any) -> None:
+        """Tell every tracker an entity at ``level`` was created.
+
+        The seed's spellings are accepted: the name as the first positional argument
+        (``on_create(Level.EXPERIMENT, "digits")``), ``experiment_name=`` / ``trial_name=``, and
+        ``trial_id=`` alone (named ``trial_<id>``); trackers receive ``name=``.
+        """
+        level = Level(level)
+        if args:
+            if len(args) > 1 or "name" in kwargs:
+                raise TypeError(f"on_create({level.name}): give the name once, got {args!r} and {kwargs!r}")
+            kwargs["name"] = args[0]
+        if kwargs.get("name") is None:
+            alias = {Level.EXPERIMENT: "experiment_name", Level.TRIAL: "trial_name"}.get(level)
+            if alias and kwargs.get(alias) is not None:
+                kwargs["name"] = kwargs[alias]
+            elif level is Level.TRIAL and kwargs.get("trial_id") is not None:
+                kwargs["name"] = f"trial_{kwargs['trial_id']}"
         self._each("on_create", level, **kwargs)
 
     def on_start(self, level: Level, **kwargs: Any) -> None:
@@ -381,12 +400,22 @@ class TrackerManager(Tracker):
     def close(self) -> None:
         self._each("close")
 
+    def track_scope(self, level: Level, **create_kwargs: Any) -> TrackScope:
+        """The seed's ``with tracker.track_scope(Level.TRIAL, trial_id=1):``: a :class:`TrackScope`.
+
+        Example:
+            >>> with manager.track_scope(Level.TRIAL, trial_name="small"):
+            ...     manager.track(Metric.TRAIN_LOSS, 0.345, step=2)   # a TRIAL-level value
+        """
+        return TrackScope(self, level, **create_kwargs)
+
 
 class TrackScope:
     """Context manager for one level: ``on_create`` + ``on_start`` on enter, ``on_end`` on exit.
 
     The block's outcome becomes the status (see :func:`status_for_exception`): an exception
     ends the level FAILED with its text, Ctrl-C ends it ABORTED; the exception propagates.
+    ``create_kwargs`` go to ``on_create`` (the seed's ``trial_name=`` names the trial, like ``name=``).
 
     Example:
         >>> with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=1, seed=43) as tracker:

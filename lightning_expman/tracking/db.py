@@ -16,16 +16,21 @@ What each event stores:
 ``track(level=BATCH)``          ``step_metric`` row (run, step, epoch, name, value); per-label
                                 values as extra series named ``name/label``
 ``track(level=EPOCH)``          ``metric`` + ``epoch_metric`` for ``epoch`` (or the open epoch)
-``track(level=TRIAL_RUN)``      ``metric`` + ``results_metric`` (final results, e.g. test)
+``track(level=TRIAL_RUN)``      ``metric`` + ``results_metric`` (final results, e.g. test); with a
+                                ``step=`` a point of a series instead: a ``step_metric`` row
+``track(level=TRIAL|EXPERIMENT)`` ``metric`` + ``trial_metric`` / ``experiment_metric`` (with ``step``)
 ``log_params``                  ``run_param`` rows (flattened keys)
 ``on_add_artifact(level)``      ``artifact`` linked to the experiment/trial/run/epoch
 ``on_checkpoint``               ``artifact`` "checkpoint" linked to the epoch and run, and to
-                                RESULTS when ``best=True``
+                                RESULTS when ``best=True``; its ``metrics`` in ``artifact_metric``
 ``on_remove_artifact(level)``   the ``artifact`` rows at that path linked to the entity (a run:
                                 also its epochs and RESULTS) are deleted with their links
 ``on_end(EPOCH)``               a flush is started (training does not wait for it)
 ``on_end(TRIAL_RUN)``           flush (waited for), then status / error / stop epoch / end time
 ==============================  ==========================================================
+
+A value with nowhere to go (no open entity at its level) is not stored; a WARNING says so, once
+per metric name and level.
 
 Example:
     >>> from lightning_expman import Level
@@ -52,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
-from .base import Tracker
+from .base import Tracker, normalize_metric
 
 if TYPE_CHECKING:
     from ..coordination import Lease
@@ -133,6 +138,7 @@ class DBTracker(Tracker):
         self._open: list[Level] = []
         self._owner: str | None = None  # the lease token of the open run
         self._lease: Lease | None = None  # renews it, when this tracker holds the lease
+        self._warned: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ lazy resources
 
@@ -197,7 +203,7 @@ class DBTracker(Tracker):
             self.trial_id = _as_id(
                 self.manager.get_or_create_trial(
                     self.experiment_id,
-                    kwargs.get("name") or "default",
+                    kwargs.get("name") or kwargs.get("trial_name") or "default",
                     config=kwargs.get("config"),
                     tags=kwargs.get("tags"),
                 )
@@ -323,11 +329,16 @@ class DBTracker(Tracker):
         per_label: Mapping[str, float] | None = None,
     ) -> None:
         """Record one value (see the module table for where each level goes)."""
+        level = self._level(level, step)
+        if level in (Level.EXPERIMENT, Level.TRIAL):
+            self._track_above(level, [(metric, value, per_label)], step)
+            return
         run = self.trial_run_id
         if run is None:
-            log.debug("DBTracker: %s=%r tracked outside a trial run: not stored", metric, value)
+            self._nowhere([metric], level)
             return
-        level = self._level(level, step)
+        if level in (Level.TRIAL_RUN, Level.PIPELINE) and step is not None:
+            level = Level.BATCH  # a run-level value with a step is a point of a series, not a result
         if level is Level.BATCH:
             step = step if step is not None else 0
             self.writer.add_step(run, step, self._epoch(epoch), metric, value)
@@ -342,10 +353,33 @@ class DBTracker(Tracker):
                 return
             self._ensure_epoch(idx)
             self.writer.submit(self.manager.record_epoch_metrics, run, idx, [(metric, value, per_label)])
-        elif level in (Level.TRIAL_RUN, Level.PIPELINE):
+        else:  # TRIAL_RUN, PIPELINE
             self.writer.submit(self.manager.record_results_metrics, run, [(metric, value, per_label)])
+
+    def _track_above(
+        self, level: Level, items: list[tuple[str, float | None, Any]], step: int | None
+    ) -> None:
+        """EXPERIMENT / TRIAL level values: ``experiment_metric`` / ``trial_metric`` rows."""
+        if level is Level.EXPERIMENT:
+            owner, record = self.experiment_id, self.manager.record_experiment_metrics
         else:
-            log.debug("DBTracker: %s-level metric %s ignored (no table for that level)", level.name, metric)
+            owner, record = self.trial_id, self.manager.record_trial_metrics
+        if owner is None:
+            self._nowhere([name for name, _, _ in items], level)
+            return
+        self.writer.submit(record, owner, items, step=step)
+
+    def _nowhere(self, names: list[str], level: Level) -> None:
+        for name in names:
+            if (name, level.name) not in self._warned:
+                self._warned.add((name, level.name))
+                log.warning(
+                    "DBTracker: %s tracked at %s level with no open %s: not stored "
+                    "(open one with TrackScope / on_create + on_start first; warned once per metric)",
+                    name,
+                    level.name,
+                    "trial run" if level > Level.TRIAL else level.name.lower(),
+                )
 
     def track_dict(
         self,
@@ -357,13 +391,22 @@ class DBTracker(Tracker):
     ) -> None:
         """Record several scalar values; at BATCH level this is one buffered append."""
         run = self.trial_run_id
-        if run is None or not metrics:
+        if not metrics:
             return
         level = self._level(level, step)
-        if level is Level.BATCH:
-            # The hot path (the logger's log_metrics): a lock and an append, nothing else.
+        if run is not None and (
+            level is Level.BATCH or (step is not None and level in (Level.TRIAL_RUN, Level.PIPELINE))
+        ):
+            # The hot path (the logger's log_metrics): a lock and an append, nothing else. A
+            # run-level value with a step is a point of a series too, as in track().
             ep = epoch if epoch is not None else self.epoch_idx
             self.writer.add_steps(run, step if step is not None else 0, ep, dict(metrics))
+            return
+        if level in (Level.EXPERIMENT, Level.TRIAL):
+            self._track_above(level, [(name, value, None) for name, value in metrics.items()], step)
+            return
+        if run is None:
+            self._nowhere(list(metrics), level)
             return
         items = [(name, value, None) for name, value in metrics.items()]
         if level is Level.EPOCH:
@@ -373,10 +416,7 @@ class DBTracker(Tracker):
                 self.writer.submit(self.manager.record_epoch_metrics, run, idx, items)
                 return
             level = Level.TRIAL_RUN
-        if level in (Level.TRIAL_RUN, Level.PIPELINE):
-            self.writer.submit(self.manager.record_results_metrics, run, items)
-        else:
-            log.debug("DBTracker: %s-level metrics %s ignored", level.name, sorted(metrics))
+        self.writer.submit(self.manager.record_results_metrics, run, items)
 
     def _epoch(self, epoch: int | None) -> int | None:
         return int(epoch) if epoch is not None else self.epoch_idx
@@ -384,7 +424,7 @@ class DBTracker(Tracker):
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Store hyperparameters of the open run as ``run_param`` rows (nested keys dotted)."""
         if self.trial_run_id is None:
-            log.debug("DBTracker: params logged outside a trial run: not stored")
+            self._nowhere(["params"], Level.TRIAL_RUN)
             return
         flat = flatten_params(params)
         if flat:
@@ -426,7 +466,9 @@ class DBTracker(Tracker):
     def on_checkpoint(
         self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
     ) -> None:
-        """Record a checkpoint linked to its epoch and the run (and RESULTS when ``best=True``)."""
+        """Record a checkpoint linked to its epoch and the run (and RESULTS when ``best=True``);
+        ``metrics`` are stored with the checkpoint (``get_artifact_metrics``) the first time its
+        path is reported."""
         if self.trial_run_id is None:
             log.warning("DBTracker: checkpoint %s outside a trial run: not recorded", checkpoint_path)
             return
@@ -440,6 +482,7 @@ class DBTracker(Tracker):
             self.trial_run_id,
             idx,
             bool(kwargs.get("best", False)),
+            _checkpoint_items(metrics),
         )
 
     def on_remove_artifact(
@@ -491,8 +534,22 @@ class DBTracker(Tracker):
                 self._manager = None
 
 
+def _checkpoint_items(metrics: Mapping[Any, Any] | None) -> list[tuple[str, float | None, Any]]:
+    """A checkpoint's metrics as stored items; untracked ones (``Metric.NETWORK``...) dropped."""
+    items = []
+    for key, value in (metrics or {}).items():
+        if getattr(key, "tracked", True):
+            items.append(normalize_metric(key, value))
+    return items
+
+
 def _add_checkpoint(
-    manager: DatabaseManager, location: str, trial_run_id: int, epoch_idx: int | None, best: bool
+    manager: DatabaseManager,
+    location: str,
+    trial_run_id: int,
+    epoch_idx: int | None,
+    best: bool,
+    metrics: list[tuple[str, float | None, Any]] | None = None,
 ) -> None:
     """Record a checkpoint linked to its epoch, the run, and RESULTS when best (writer thread).
 
@@ -520,6 +577,8 @@ def _add_checkpoint(
         )
         if epoch_idx is not None or best:  # add_artifact linked the epoch/results only: add the run
             manager.link_trial_run_artifact(trial_run_id, _as_id(artifact))
+        if metrics:
+            manager.record_artifact_metrics(_as_id(artifact), metrics)
         return
     if epoch_idx is not None:
         linked = m.EpochArtifact.select().where(
