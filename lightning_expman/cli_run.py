@@ -10,6 +10,7 @@
     expman run configs/digits --no-resume --force      # record the whole grid again as new runs
     expman run configs/digits --db postgresql://me@host/expman
     expman run configs/digits --db mysql://me@db/expman --wait   # one of many launchers
+    expman run configs/digits --db mysql://me@db/expman --executor ray --address auto
 
 Any number of ``expman run`` processes on any hosts pointed at one database split the grid: each
 (trial, repeat) is claimed in the database before it runs (see ``lightning_expman.coordination``).
@@ -111,6 +112,18 @@ def register(subparsers: Any) -> None:
         "by the next process that looks, and run again (default 120)",
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs execute: local (this process, or --workers processes; default) or ray (one Ray "
+        "task per run, with the resources the trial's settings.resources ask for)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="--executor ray: the cluster (auto, or ray://host:10001); default: start a local Ray instance",
+    )
+    parser.add_argument(
         "--wait",
         action="store_true",
         help="when nothing is left to claim but runs are in progress in other processes, wait for them "
@@ -179,6 +192,8 @@ def run_command(args: argparse.Namespace) -> int:
         force=args.force,
         stale_after=args.stale_after or DEFAULT_STALE_AFTER,
         wait=args.wait,
+        executor=args.executor,
+        address=args.address,
         on_result=progress,
     )
     if experiment.db_url:

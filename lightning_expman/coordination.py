@@ -37,6 +37,10 @@ Example:
     ...     with Lease(db, claim.run_id, claim.owner, stale_after=120):
     ...         ...  # train; record into trial run claim.run_id
     >>> reap(db)       # any process, any time: stale RUNNING runs become LOST
+
+Public entry points: :class:`Claimer` (``register``, ``claim``, ``adopt``, ``states``,
+``release``), :class:`Lease`, :func:`reap`, :func:`declare_lost`, and for readers
+:func:`status_expression` / :func:`displayed_status`.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ __all__ = [
     "Lease",
     "UnitState",
     "db_now",
+    "declare_lost",
     "displayed_status",
     "heartbeat_interval",
     "new_owner",
@@ -198,6 +203,27 @@ def _lost_error(row: Mapping[str, Any], why: str) -> str:
     beat = row.get("heartbeat")
     when = _as_datetime(beat).isoformat(sep=" ", timespec="seconds") if beat else "its start"
     return f"lost: {why} (last heartbeat {when} UTC, host {row.get('host')}, pid {row.get('pid')})"
+
+
+def declare_lost(manager: DatabaseManager, run_id: int, why: str) -> bool:
+    """Declare one RUNNING run LOST because its holder is known to be gone (e.g. a cluster task
+    that failed or was retried); returns whether this call changed it."""
+    from .db import models as m
+
+    TR = m.TrialRun
+
+    def fn() -> bool:
+        row = TR.select(TR.heartbeat, TR.host, TR.pid).where(TR.id == run_id).dicts().first(manager.database)
+        if row is None:
+            return False
+        q = TR.update(
+            status=RunStatus.LOST.value, error=_lost_error(row, why), end_time=db_clock(manager._backend)
+        )
+        return bool(
+            q.where((TR.id == run_id) & (TR.status == RunStatus.RUNNING.value)).execute(manager.database)
+        )
+
+    return manager.run_in_transaction(fn, what=f"declaring run {run_id} lost", idempotent=True)
 
 
 def reap(manager: DatabaseManager, run_ids: Iterable[int] | None = None) -> list[int]:
@@ -501,6 +527,38 @@ class Claimer:
         if run_id is None:
             return None
         return Claim(trial_id, repeat_idx, run_id, owner, self.stale_after)
+
+    def adopt(self, claim: Claim, **run: Any) -> Claim | None:
+        """Take over ``claim``, won by another process that hands the unit to this one (a cluster
+        driver submitting it as a task): the run's lease passes to a new token of this process.
+
+        When the hand-over already happened once — the task is a retry after its first attempt
+        died — that attempt's run is declared LOST and the unit is claimed anew (so nothing is
+        recorded twice). Returns ``None`` when the unit went to someone else meanwhile.
+        """
+        from .db import models as m
+
+        TR = m.TrialRun
+        owner = new_owner()
+        db, backend = self.manager.database, self.manager._backend
+        handed = (TR.id == claim.run_id) & (TR.owner == claim.owner) & (TR.status == RunStatus.RUNNING.value)
+
+        def fn() -> bool:
+            values = {
+                "owner": owner,
+                "pid": os.getpid(),
+                "proc_key": proc_key(),
+                "host": socket.gethostname(),
+            }
+            return bool(TR.update(heartbeat=db_clock(backend), **values).where(handed).execute(db))
+
+        def committed() -> tuple[bool, bool]:
+            return TR.select().where((TR.id == claim.run_id) & (TR.owner == owner)).exists(db), True
+
+        if self.manager.run_in_transaction(fn, what=f"adopting trial run {claim.run_id}", verify=committed):
+            return Claim(claim.trial_id, claim.repeat_idx, claim.run_id, owner, claim.stale_after)
+        declare_lost(self.manager, claim.run_id, "its task was retried after its first attempt died")
+        return self.claim(claim.trial_id, claim.repeat_idx, **run)
 
     def _free(self, run_id: int, claimed_at: Any) -> bool:
         from .db import models as m

@@ -38,6 +38,7 @@ __all__ = [
     "TRAINER_PARAMS",
     "SettingsIssue",
     "callback_types",
+    "validate_resources",
     "validate_seed",
     "validate_standard",
 ]
@@ -54,8 +55,12 @@ TRAINER_PARAMS: tuple[str, ...] = (
 )  # fmt: skip
 """``lightning.Trainer.__init__`` parameter names (Lightning 2.6); a test keeps it in sync."""
 
-STANDARD_KEYS: tuple[str, ...] = ("seed", "model", "data", "trainer", "callbacks", "test")
-"""Top-level settings keys the standard pipeline reads."""
+STANDARD_KEYS: tuple[str, ...] = ("seed", "model", "data", "trainer", "callbacks", "test", "resources")
+"""Top-level settings keys the standard pipeline reads (``resources``: what a cluster executor
+reserves for one run, see :func:`validate_resources`)."""
+
+RESOURCE_KEYS: tuple[str, ...] = ("cpus", "gpus", "memory")
+"""Keys of ``settings.resources``: CPUs and GPUs (numbers, fractions allowed), memory in bytes."""
 
 CALLBACK_TYPES: tuple[str, ...] = ("early_stopping", "checkpoint", "metrics_tracker")
 """Values of a callback's ``type`` (or give ``class_path`` instead)."""
@@ -267,3 +272,28 @@ def validate_standard(settings: Mapping[str, Any]) -> None:
     test = settings.get("test", "auto")
     if test not in ("auto", True, False):
         raise SettingsIssue(["test"], f"must be auto, true or false (test after fit), got {short(test)}")
+    validate_resources(settings.get("resources"))
+
+
+def validate_resources(resources: Any) -> None:
+    """Check ``settings.resources`` (``{cpus: 2, gpus: 1, memory: 4e9}``; absent: 1 CPU, no GPU).
+
+    Raises:
+        SettingsIssue: an unknown key or a value that is not a number >= 0 (``cpus`` > 0).
+    """
+    if resources is None:
+        return
+    if not isinstance(resources, Mapping):
+        raise SettingsIssue(
+            ["resources"], f"must be a mapping like {{cpus: 2, gpus: 1}}, got {short(resources)}"
+        )
+    for key, value in resources.items():
+        if key not in RESOURCE_KEYS:
+            raise SettingsIssue(
+                ["resources", key],
+                f"unknown resource{hint(str(key), RESOURCE_KEYS)}; valid: {', '.join(RESOURCE_KEYS)}",
+            )
+        number = isinstance(value, _NUM) and not isinstance(value, bool)
+        if not number or value < 0 or (key == "cpus" and value == 0):
+            need = "a number > 0" if key == "cpus" else "a number >= 0"
+            raise SettingsIssue(["resources", key], f"must be {need}, got {short(value)}")

@@ -56,12 +56,14 @@ Layout:
 * ``claims.py``: the grid's units registered, claimed and leased (coordination between processes);
 * ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
 * ``workers.py``: parallel runs in spawned worker processes;
+* ``ray_executor.py``: runs as Ray tasks on a cluster (``executor="ray"``);
 * ``logs.py``: Lightning's console output and per-run log files;
 * ``seed.py``: the seed's constructor and factories that read the seed's nested config shape.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +83,10 @@ from .workers import run_parallel
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
 
-__all__ = ["DEFAULT_STALE_AFTER", "Experiment", "ExperimentSummary", "RunResult", "spec_db_url"]
+EXECUTORS = ("local", "ray")
+"""Where runs execute: this machine (serially or in ``workers`` processes), or a Ray cluster."""
+
+__all__ = ["DEFAULT_STALE_AFTER", "EXECUTORS", "Experiment", "ExperimentSummary", "RunResult", "spec_db_url"]
 
 
 class Experiment:
@@ -181,6 +186,8 @@ class Experiment:
         *,
         stale_after: float = DEFAULT_STALE_AFTER,
         wait: bool = False,
+        executor: str = "local",
+        address: str | None = None,
         on_result: Callable[[RunResult], None] | None = None,
     ) -> ExperimentSummary:
         """Run every trial x repeat this process claims (see the module docstring for
@@ -197,6 +204,10 @@ class Experiment:
                 another process declares them LOST and runs them again.
             wait: when nothing is left to claim but runs are in progress elsewhere, wait for them
                 (taking over any that are lost) instead of returning with exit code 3.
+            executor: ``"local"`` (this process, or ``workers`` local processes) or ``"ray"`` (one
+                Ray task per run; see :mod:`lightning_expman.experiment.ray_executor`).
+            address: the Ray cluster to use (``"auto"``, ``"ray://host:10001"``); default: start a
+                local Ray instance.
             on_result: called with each :class:`RunResult` as it is known (progress output).
 
         Returns:
@@ -208,6 +219,8 @@ class Experiment:
         """
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}", key="workers")
+        if executor not in EXECUTORS:
+            raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}", key="executor")
         started = time.perf_counter()
         jobs = plan_jobs(self.spec)
         total = len(jobs)
@@ -236,7 +249,12 @@ class Experiment:
         state = None
         if todo:
             workers = min(workers, len(todo))
-            execute = run_serial if workers == 1 else run_parallel
+            if executor == "ray":
+                from .ray_executor import run_ray
+
+                execute: Any = functools.partial(run_ray, address=address)
+            else:
+                execute = run_serial if workers == 1 else run_parallel
             claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
             with _sigterm_as_interrupt():
                 interrupted, workdir, state = execute(

@@ -1,0 +1,162 @@
+"""``expman run --executor ray`` on a real two-node Ray cluster on this machine, with the real
+MariaDB server: exactly-once records, a killed node's runs re-run elsewhere, two drivers splitting
+a grid, and SQLite refused on a multi-node cluster.
+
+The cluster is ``ray.cluster_utils.Cluster``: real raylets and a GCS, started and stopped by
+these tests only (other Ray processes on the machine are left alone).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lightning_expman.db import DatabaseManager
+from lightning_expman.db import models as m
+from tests.experiment_support import write_config
+
+ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="pip install 'lightning-expman[ray]'")
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+EXPMAN = Path(sys.executable).with_name("expman")
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+TINY = {
+    "seed": 42,
+    "model": {"class_path": "tests.tiny.TinyClassifier", "init_args": {"hidden": 4}},
+    "data": {"class_path": "tests.tiny.TinyDataModule", "init_args": {"n": 32, "batch_size": 16}},
+    "trainer": {"max_epochs": 2},
+}
+GRID = [{"name": "t", "id": 1, "repeat": 2, "grid": {"model.init_args.lr": [0.1, 0.05]}}]  # 4 units
+
+
+def _start(head_cpus: int, workers: int) -> tuple[object, list]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    cluster = ray_cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False}
+    )
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(workers)]
+    cluster.wait_for_nodes()
+    return cluster, nodes
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A head and a worker node, one CPU each."""
+    cluster, _ = _start(head_cpus=1, workers=1)
+    yield cluster
+    cluster.shutdown()
+
+
+def _runs(url: str) -> list[tuple]:
+    db = DatabaseManager(url)
+    try:
+        TR, T = m.TrialRun, m.Trial
+        q = (
+            TR.select(T.name, TR.repeat_idx, TR.seed, TR.status, TR.error)
+            .join(T)
+            .order_by(T.name, TR.repeat_idx, TR.id)
+        )
+        return [tuple(r) for r in q.tuples().execute(db.database)]
+    finally:
+        db.close()
+
+
+def _driver(cfg: Path, url: str, address: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(EXPMAN), "run", str(cfg), "--db", url, "--executor", "ray", "--address", address],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def test_a_grid_on_two_nodes_records_what_a_serial_run_records(two_nodes, mysql_url, tmp_path):
+    cfg = write_config(tmp_path, GRID, settings=TINY)
+    proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert out.count("COMPLETED") >= 4
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    url = f"sqlite:///{serial / 'expman.db'}"
+    subprocess.run(
+        [str(EXPMAN), "run", str(cfg), "--db", url], cwd=serial, env=ENV, check=True, capture_output=True
+    )
+    on_ray, alone = _runs(mysql_url), _runs(url)
+    assert len(on_ray) == 4 and {r[3] for r in on_ray} == {"COMPLETED"}
+    assert [r[:4] for r in on_ray] == [r[:4] for r in alone]  # same trials, repeats, seeds, statuses
+
+
+def test_sqlite_is_refused_on_a_multi_node_cluster(two_nodes, tmp_path):
+    cfg = write_config(tmp_path, GRID, settings=TINY)
+    url = f"sqlite:///{tmp_path / 'expman.db'}"
+    proc = _driver(cfg, url, two_nodes.address, tmp_path)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "SQLite file" in lines[0] and "2 nodes" in lines[0] and "mysql://" in lines[0]
+
+
+def test_two_drivers_split_the_grid(two_nodes, postgres_url, tmp_path):
+    grid = [{"name": "t", "id": 1, "repeat": 4, "grid": {"model.init_args.lr": [0.1, 0.05]}}]  # 8 units
+    cfg = write_config(tmp_path, grid, settings=TINY)
+    first = _driver(cfg, postgres_url, two_nodes.address, tmp_path)
+    second = _driver(cfg, postgres_url, two_nodes.address, tmp_path)
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert {first.returncode, second.returncode} <= {0, 3}, outputs
+    rows = _runs(postgres_url)
+    assert len(rows) == 8 and len({(r[0], r[1]) for r in rows}) == 8 and {r[3] for r in rows} == {"COMPLETED"}
+    lines = [
+        [ln for ln in out.splitlines() if ln.startswith("[") and "COMPLETED" in ln] for out, _ in outputs
+    ]
+    assert len(lines[0]) + len(lines[1]) == 8
+    assert lines[0] and lines[1]  # both drivers ran some of it
+
+
+def test_a_killed_node_s_runs_are_run_again_elsewhere_and_recorded_once(mysql_url, tmp_path):
+    # The head has no CPU: tasks run on node A; A is killed mid-grid and node B joins.
+    cluster, (node_a,) = _start(head_cpus=0, workers=1)
+    try:
+        slow = {**TINY, "trainer": {"max_epochs": 60}}
+        cfg = write_config(tmp_path, GRID, settings=slow)
+        proc = _driver(cfg, mysql_url, cluster.address, tmp_path)
+        deadline = time.monotonic() + 300
+        while not any(r[3] == "RUNNING" and _epochs(mysql_url) for r in _safe_runs(mysql_url)):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.3)
+        cluster.remove_node(node_a, allow_graceful=False)
+        cluster.add_node(num_cpus=1)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, err
+    rows = _runs(mysql_url)
+    finished = [r for r in rows if r[3] == "COMPLETED"]
+    assert sorted((r[0], r[1]) for r in finished) == sorted({(r[0], r[1]) for r in rows})  # each unit once
+    assert len(finished) == 4
+    lost = [r for r in rows if r[3] == "LOST"]
+    assert lost and all(r[4].startswith("lost: ") for r in lost)  # the killed node's run, kept as history
+
+
+def _safe_runs(url: str) -> list[tuple]:
+    try:
+        return _runs(url)
+    except Exception:  # the schema is being created right now
+        return []
+
+
+def _epochs(url: str) -> int:
+    db = DatabaseManager(url)
+    try:
+        return m.Epoch.select().count(db.database)
+    finally:
+        db.close()
