@@ -88,6 +88,32 @@ def test_concurrent_launchers_run_each_unit_exactly_once(db_url, tmp_path, launc
     assert code == 0 and "8 skipped" in out, err
 
 
+def test_a_slurm_array_of_four_launchers_splits_the_grid(mysql_url, tmp_path):
+    """The SLURM form: ``sbatch --array=1-4 --wrap "expman run CFG --db URL"`` starts 4 identical
+    processes (they differ only in SLURM_ARRAY_TASK_ID, which expman does not need)."""
+    trials = [{"name": f"t{i}", "id": i, "repeat": 2} for i in range(1, 5)]  # 8 units
+    cfg = write_config(tmp_path, trials, settings=TINY)
+    procs = [
+        subprocess.Popen(
+            [str(EXPMAN), "run", str(cfg), "--db", mysql_url, "--wait"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**ENV, "SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_JOB_ID": "4242"},
+        )
+        for task in range(1, 5)
+    ]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs  # --wait: each sees the grid finish
+    rows = _rows(mysql_url)
+    assert (
+        len(rows) == 8
+        and len({(t, r) for t, r, *_ in rows}) == 8
+        and {s for _, _, s, _ in rows} == {"COMPLETED"}
+    )
+
+
 def test_a_killed_launcher_s_run_is_lost_after_its_lease_and_run_again(db_url, tmp_path):
     trials = [{"name": "long", "id": 1, "repeat": 1}]
     cfg = write_config(tmp_path, trials, settings={**TINY, "trainer": {"max_epochs": 40}})
