@@ -9,6 +9,7 @@ these tests only (other Ray processes on the machine are left alone).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,3 +161,18 @@ def _epochs(url: str) -> int:
         return m.Epoch.select().count(db.database)
     finally:
         db.close()
+
+
+def test_ctrl_c_on_the_driver_cancels_the_tasks_and_records_them_aborted(two_nodes, mysql_url, tmp_path):
+    slow = {**TINY, "trainer": {"max_epochs": 100_000}}
+    cfg = write_config(tmp_path, GRID, settings=slow)
+    proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path)
+    deadline = time.monotonic() + 300
+    while sum(r[3] == "RUNNING" for r in _safe_runs(mysql_url)) < 2 or not _epochs(mysql_url):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    rows = _runs(mysql_url)
+    assert rows and {r[3] for r in rows} == {"ABORTED"}  # nothing left RUNNING, nothing else claimed
