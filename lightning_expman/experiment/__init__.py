@@ -56,6 +56,7 @@ Layout:
 * ``claims.py``: the grid's units registered, claimed and leased (coordination between processes);
 * ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
 * ``workers.py``: parallel runs in spawned worker processes;
+* ``executors.py``: the executor seam (:class:`Batch` in, :class:`Outcome` out; ``local`` and ``ray``);
 * ``ray_executor.py``: runs as Ray tasks on a cluster (``executor="ray"``);
 * ``logs.py``: Lightning's console output and per-run log files;
 * ``seed.py``: the seed's constructor and factories that read the seed's nested config shape.
@@ -63,7 +64,6 @@ Layout:
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,18 +73,16 @@ from ..coordination import DEFAULT_STALE_AFTER
 from ..enums import RunStatus
 from ..errors import ConfigError
 from .claims import ClaimOptions
+from .executors import EXECUTORS, Batch, Outcome
+from .executors import executor as executor_for
 from .ledger import _Ledger
 from .plan import _Job, _masked, new_result, plan_jobs, spec_db_url
 from .results import ExperimentSummary, RunResult
-from .runner import _sigterm_as_interrupt, run_serial
+from .runner import _sigterm_as_interrupt
 from .seed import SeedShapedFactory, is_default_factory, load_seed_spec
-from .workers import run_parallel
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
-
-EXECUTORS = ("local", "ray")
-"""Where runs execute: this machine (serially or in ``workers`` processes), or a Ray cluster."""
 
 __all__ = ["DEFAULT_STALE_AFTER", "EXECUTORS", "Experiment", "ExperimentSummary", "RunResult", "spec_db_url"]
 
@@ -244,22 +242,15 @@ class Experiment:
             else:
                 todo.append(job)
 
-        interrupted = False
-        workdir = ""
-        state = None
+        outcome = Outcome(False, "", None)
         if todo:
-            workers = min(workers, len(todo))
-            if executor == "ray":
-                from .ray_executor import run_ray
-
-                execute: Any = functools.partial(run_ray, address=address)
-            else:
-                execute = run_serial if workers == 1 else run_parallel
+            workers = min(workers, len(todo))  # no idle processes
+            execute = executor_for(executor, workers=workers, address=address)
             claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
+            batch = Batch(self, todo, total, workers, fail_fast, results, on_result, claims)
             with _sigterm_as_interrupt():
-                interrupted, workdir, state = execute(
-                    self, todo, total, workers, fail_fast, results, on_result, claims
-                )
+                outcome = execute(batch)
+        state = outcome.state
         for job in jobs:
             if job.index not in results:
                 results[job.index] = new_result(self.spec, job, total)
@@ -270,8 +261,8 @@ class Experiment:
         return ExperimentSummary(
             experiment=self.spec.name,
             results=[results[j.index] for j in jobs],
-            workdir=workdir or str(self.spec.workspace / self.spec.name),
+            workdir=outcome.workdir or str(self.spec.workspace / self.spec.name),
             db_url=_masked(self.db_url),
-            interrupted=interrupted,
+            interrupted=outcome.interrupted,
             elapsed=time.perf_counter() - started,
         )

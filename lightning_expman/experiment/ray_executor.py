@@ -34,13 +34,13 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..coordination import Claim, declare_lost
 from ..enums import RunStatus
 from ..errors import ConfigError
-from .claims import ClaimOptions, GridState
+from .claims import ClaimOptions
+from .executors import Batch, Outcome
 from .plan import _Job, new_result
 from .results import RunResult
 from .runner import _Interrupted, _Runner
@@ -107,20 +107,8 @@ def _check_database(ray: Any, experiment: Experiment) -> None:
         )
 
 
-def run_ray(
-    experiment: Experiment,
-    todo: list[_Job],
-    total: int,
-    workers: int,
-    fail_fast: bool,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-    claims: ClaimOptions | None,
-    *,
-    address: str | None = None,
-) -> tuple[bool, str, GridState | None]:
-    """Run the jobs of ``todo`` this driver claims as Ray tasks; returns ``(interrupted, workdir,
-    grid state)`` like the local executors.
+def run_ray(batch: Batch, *, address: str | None = None) -> Outcome:
+    """The ``ray`` executor: the jobs this driver claims, each as a Ray task.
 
     Raises:
         ConfigError: Ray is not installed, no db tracker, or SQLite on a multi-node cluster.
@@ -128,24 +116,16 @@ def run_ray(
     ray = _ray()
     _connect(ray, address)
     try:
-        _check_database(ray, experiment)
-        return _drive(ray, experiment, todo, total, fail_fast, results, on_result, claims)
+        _check_database(ray, batch.experiment)
+        return _drive(ray, batch)
     finally:
         ray.shutdown()
 
 
-def _drive(
-    ray: Any,
-    experiment: Experiment,
-    todo: list[_Job],
-    total: int,
-    fail_fast: bool,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-    claims: ClaimOptions | None,
-) -> tuple[bool, str, GridState | None]:
+def _drive(ray: Any, batch: Batch) -> Outcome:
+    experiment, todo, total = batch.experiment, batch.todo, batch.total
     spec = experiment.spec
-    runner = _Runner(spec, experiment.factory, claims=claims)
+    runner = _Runner(spec, experiment.factory, claims=batch.claims)
     runner.open()
     grid = runner.grid
     assert grid is not None  # _check_database made sure there is a db tracker
@@ -154,7 +134,7 @@ def _drive(
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_run_task)
     options = ClaimOptions(grid.claimer.stale_after, grid.started)
     try:
-        if claims is not None and claims.restart:
+        if batch.claims is not None and batch.claims.restart:
             grid.prepare(todo)
             grid.restart()
         window = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -178,18 +158,15 @@ def _drive(
             done, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in done:
                 result = _collect(ray, grid, ref, in_flight.pop(ref), spec, total)
-                results[result.index] = result
-                if on_result:
-                    on_result(result)
-                if fail_fast and result.status is RunStatus.FAILED:
-                    stop = True
+                batch.report(result)
+                stop = stop or batch.stops_after(result)
     except KeyboardInterrupt:
         interrupted = True
-        _cancel(ray, grid, in_flight, spec, total, results, on_result)
+        _cancel(ray, grid, in_flight, batch)
     finally:
         state = grid.grid_state(todo)
         runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
-    return interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else "", state
+    return Outcome(interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else "", state)
 
 
 def _collect(
@@ -211,15 +188,7 @@ def _collect(
         return result
 
 
-def _cancel(
-    ray: Any,
-    grid: Any,
-    in_flight: dict[Any, tuple[_Job, Claim, Any]],
-    spec: ExperimentSpec,
-    total: int,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-) -> None:
+def _cancel(ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], batch: Batch) -> None:
     """Ctrl-C: cancel every task (running ones record ABORTED themselves), wait up to 60 s."""
     for ref in in_flight:
         with contextlib.suppress(Exception):
@@ -228,12 +197,10 @@ def _cancel(
     while in_flight and time.monotonic() < deadline:
         done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.1, deadline - time.monotonic()))
         for ref in done:
-            result = _collect(ray, grid, ref, in_flight.pop(ref), spec, total)
+            result = _collect(ray, grid, ref, in_flight.pop(ref), batch.experiment.spec, batch.total)
             if result.status is RunStatus.LOST:  # cancelled while running: Ctrl-C, not a crash
                 result.status = RunStatus.ABORTED
-            results[result.index] = result
-            if on_result:
-                on_result(result)
+            batch.report(result)
 
 
 def _run_task(

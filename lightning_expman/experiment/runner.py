@@ -17,6 +17,7 @@ from ..config._util import to_plain
 from ..enums import Level, RunStatus
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .claims import ClaimOptions, GridState, _GridClaims
+from .executors import Batch, Outcome
 from .logs import _lightning_log_to, _quiet_lightning
 from .plan import _container, _Job, new_result
 from .results import RunResult
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec, TrialSpec
     from ..coordination import Claim
     from ..workspace import Environment
-    from . import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -346,21 +346,9 @@ def _close_env(env: Any) -> None:
             log.debug("closing environment failed: %s", e)
 
 
-def run_serial(
-    experiment: Experiment,
-    todo: list[_Job],
-    total: int,
-    workers: int,
-    fail_fast: bool,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-    claims: ClaimOptions | None,
-) -> tuple[bool, str, GridState | None]:
-    """Run the jobs of ``todo`` this process claims, one after the other, in this process.
-
-    Returns:
-        ``(interrupted, workdir, grid state after the work)`` (no state without a db tracker).
-    """
+def run_serial(batch: Batch) -> Outcome:
+    """The ``local`` executor with one worker: the jobs this process claims, one after the other."""
+    experiment, claims = batch.experiment, batch.claims
     runner = _Runner(experiment.spec, experiment.factory, claims=claims)
     interrupted = False
     state: GridState | None = None
@@ -368,25 +356,24 @@ def run_serial(
         try:
             runner.open()
             if runner.grid is not None and claims is not None and claims.restart:
-                runner.grid.prepare(todo)
+                runner.grid.prepare(batch.todo)
                 runner.grid.restart()
-            for job, claim in runner.jobs(todo):
+            for job, claim in runner.jobs(batch.todo):
                 try:
-                    result = runner.run_job(job, total, claim)
+                    result = runner.run_job(job, batch.total, claim)
                 except _Interrupted as e:
                     result, interrupted = e.result, True
-                results[job.index] = result
-                if on_result:
-                    on_result(result)
-                if interrupted or (fail_fast and result.status is RunStatus.FAILED):
+                batch.report(result)
+                if interrupted or batch.stops_after(result):
                     break
             if runner.grid is not None:
-                state = runner.grid.grid_state(todo)
+                state = runner.grid.grid_state(batch.todo)
         except KeyboardInterrupt:
             interrupted = True  # between runs: nothing is open below TRIAL
         finally:
             runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
-    return interrupted, str(runner.exp_env.workdir) if runner.exp_env is not None else "", state
+    workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
+    return Outcome(interrupted, workdir, state)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

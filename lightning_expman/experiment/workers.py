@@ -16,20 +16,19 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..enums import RunStatus
 from ..errors import ExpmanError
-from .claims import ClaimOptions, GridState
+from .claims import ClaimOptions
+from .executors import Batch, Outcome
 from .logs import _quiet_lightning
-from .plan import _Job, new_result, plan_jobs
-from .results import RunResult
+from .plan import _Job, new_result
 from .runner import _Interrupted, _raise_interrupt, _Runner
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
-    from . import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +123,21 @@ def _from_queue(tasks: Any) -> Iterator[tuple[_Job, None]]:
         yield job, None
 
 
-def run_parallel(
-    experiment: Experiment,
-    todo: list[_Job],
-    total: int,
-    workers: int,
-    fail_fast: bool,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-    claims: ClaimOptions | None,
-) -> tuple[bool, str, GridState | None]:
-    """Run ``todo`` in ``workers`` spawned processes; returns ``(interrupted, workdir, grid state)``.
+def run_parallel(batch: Batch) -> Outcome:
+    """The ``local`` executor with ``batch.workers`` spawned processes.
 
     With a db tracker every worker claims its jobs like an independent launcher would (so they
     split the grid with any other process); without one the parent hands the jobs out.
     """
     import multiprocessing as mp
+
+    experiment, todo, total, workers, claims = (
+        batch.experiment,
+        batch.todo,
+        batch.total,
+        batch.workers,
+        batch.claims,
+    )
 
     ctx = mp.get_context("spawn")
     tasks, events, stop, ready = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
@@ -197,23 +195,14 @@ def run_parallel(
     workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
     ready.set()
     try:
-        interrupted = _collect(experiment, procs, events, stop, total, fail_fast, results, on_result)
+        interrupted = _collect(batch, procs, events, stop)
         state = runner.grid.grid_state(todo) if runner.grid is not None else None
     finally:
         runner.close()
-    return interrupted, workdir, state
+    return Outcome(interrupted, workdir, state)
 
 
-def _collect(
-    experiment: Experiment,
-    procs: list[Any],
-    events: Any,
-    stop: Any,
-    total: int,
-    fail_fast: bool,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-) -> bool:
+def _collect(batch: Batch, procs: list[Any], events: Any, stop: Any) -> bool:
     """The parent's event loop: results as they come, dead workers, Ctrl-C; returns ``interrupted``."""
     in_flight: dict[int, int] = {}  # worker -> job index
     run_ids: dict[int, int | None] = {}  # worker -> trial_run id of its job
@@ -232,9 +221,7 @@ def _collect(
                         if not procs[i].is_alive():  # died without saying goodbye (killed, segfault)
                             alive.discard(i)
                             job = in_flight.pop(i, None)
-                            _worker_died(
-                                experiment, procs[i], job, run_ids.pop(i, None), total, results, on_result
-                            )
+                            _worker_died(batch, procs[i], job, run_ids.pop(i, None))
                     if deadline is not None and time.monotonic() > deadline:
                         break
                     continue
@@ -245,13 +232,11 @@ def _collect(
                     run_ids[worker] = payload
                 elif kind == "done":
                     in_flight.pop(worker, None)
-                    results[payload.index] = payload
-                    if on_result:
-                        on_result(payload)
+                    batch.report(payload)
                     if payload.status is RunStatus.ABORTED:
                         interrupted = True
                         stop.set()
-                    if fail_fast and payload.status is RunStatus.FAILED:
+                    if batch.stops_after(payload):
                         stop.set()
                 elif kind == "error":
                     errors.append(payload)
@@ -281,22 +266,15 @@ def _collect(
     return interrupted
 
 
-def _worker_died(
-    experiment: Experiment,
-    proc: Any,
-    job_index: int | None,
-    run_id: int | None,
-    total: int,
-    results: dict[int, RunResult],
-    on_result: Callable[[RunResult], None] | None,
-) -> None:
+def _worker_died(batch: Batch, proc: Any, job_index: int | None, run_id: int | None) -> None:
     """A worker was killed (OOM killer, segfault...) during a run: its run is LOST (its process is
     gone), so a later ``expman run`` — or a ``--wait`` launcher — runs it again."""
     log.error("worker process %s died (exit code %s)", proc.name, proc.exitcode)
     if job_index is None:
         return
-    job = next(j for j in plan_jobs(experiment.spec) if j.index == job_index)
-    result = new_result(experiment.spec, job, total)
+    experiment = batch.experiment
+    job = next(j for j in batch.todo if j.index == job_index)
+    result = new_result(experiment.spec, job, batch.total)
     result.status, result.run_id = RunStatus.LOST, run_id
     result.error = f"worker process {proc.name} died (exit code {proc.exitcode})"
     if run_id is not None and experiment.db_url is not None:
@@ -308,9 +286,7 @@ def _worker_died(
                 reap(db, [run_id])
         except ExpmanError as e:  # the row stays RUNNING until its lease expires
             log.error("could not record run %s as LOST: %s", run_id, e)
-    results[job_index] = result
-    if on_result:
-        on_result(result)
+    batch.report(result)
 
 
 @contextlib.contextmanager
