@@ -181,7 +181,19 @@ def check_tensorboard(tracker, ws: Path, info: dict) -> None:
     assert hparams["status"].string_value == "STOPPED"
 
 
-CHECKS = {"db": check_db, "mlflow": check_mlflow, "log": check_log, "tensorboard": check_tensorboard}
+def check_system(tracker, ws: Path, info: dict) -> None:
+    # It stores nothing itself (its samples go to the other trackers, see test_tracking_system):
+    # every event is accepted and its sampling thread ended with the run.
+    assert tracker._thread is None and not ws.exists()
+
+
+CHECKS = {
+    "db": check_db,
+    "mlflow": check_mlflow,
+    "log": check_log,
+    "tensorboard": check_tensorboard,
+    "system": check_system,
+}
 
 
 def test_every_builtin_tracker_has_a_reader():
@@ -228,7 +240,12 @@ def _removed_tensorboard(tracker, ws: Path, path: Path) -> None:
     assert tracker.run_dir.is_dir()  # records no files: the event is accepted and ignored
 
 
+def _removed_system(tracker, ws: Path, path: Path) -> None:
+    assert tracker._thread is None  # accepted and ignored
+
+
 REMOVAL_CHECKS = {
+    "system": _removed_system,
     "db": _removed_db,
     "mlflow": _removed_mlflow,
     "log": _removed_log,

@@ -82,7 +82,7 @@ def test_unknown_type_names_the_closest_and_the_valid_ones():
         build_tracker({"type": "mlfow", "tracking_uri": "sqlite:///x.db"})
     message = str(info.value)
     assert "'mlfow'" in message and "did you mean 'mlflow'" in message
-    assert "valid types: db, log, mlflow, tensorboard" in message and "\n" not in message
+    assert "valid types: db, log, mlflow, system, tensorboard" in message and "\n" not in message
 
 
 def test_bad_specs():

@@ -67,6 +67,10 @@ class Tracker:
     strategies): open connections lazily, on the first event.
     """
 
+    def attach(self, manager: TrackerManager) -> None:
+        """Called when the tracker joins ``manager``: a tracker that produces values itself (the
+        ``system`` tracker's samples) keeps it to hand them to the other trackers."""
+
     def on_create(self, level: Level, **kwargs: Any) -> None:
         """An entity at ``level`` was created (see the module docstring for kwargs)."""
 
@@ -247,8 +251,10 @@ class TrackerManager(Tracker):
     """
 
     def __init__(self, trackers: Iterable[Tracker] = ()) -> None:
-        self.trackers: list[Tracker] = list(trackers)
+        self.trackers: list[Tracker] = []
         self.open_levels: list[Level] = []
+        for tracker in trackers:
+            self.add_tracker(tracker)
 
     @classmethod
     def from_config(cls, specs: Iterable[Mapping[str, Any] | Tracker], **defaults: Any) -> TrackerManager:
@@ -262,6 +268,9 @@ class TrackerManager(Tracker):
 
     def add_tracker(self, tracker: Tracker) -> None:
         self.trackers.append(tracker)
+        attach = getattr(tracker, "attach", None)  # duck-typed trackers need not have it
+        if attach is not None:
+            attach(self)
 
     def get(self, kind: type[Tracker]) -> Tracker | None:
         """The first tracker that is an instance of ``kind`` (searching nested managers)."""

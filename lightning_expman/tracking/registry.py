@@ -2,7 +2,7 @@
 
 ``trackers: [{type: db, url: ...}, {type: mlflow, tracking_uri: ...}]`` builds one tracker per
 entry: ``type`` picks the factory, the remaining keys are its keyword arguments. Built-ins
-(``db``, ``mlflow``, ``log``, ``tensorboard``) are registered as ``"module:Class"`` strings so
+(``db``, ``mlflow``, ``log``, ``tensorboard``, ``system``) are registered as ``"module:Class"`` strings so
 that their optional dependencies are imported only when a tracker of that type is built.
 
 Example:
@@ -33,7 +33,7 @@ __all__ = ["BUILTIN_TRACKERS", "build_tracker", "register_tracker", "registered_
 
 TrackerFactory = type[Tracker] | Callable[..., Tracker] | str
 
-BUILTIN_TRACKERS: tuple[str, ...] = ("db", "log", "mlflow", "tensorboard")
+BUILTIN_TRACKERS: tuple[str, ...] = ("db", "log", "mlflow", "system", "tensorboard")
 """The type names this package registers itself."""
 
 _REGISTRY: dict[str, TrackerFactory] = {
@@ -41,6 +41,7 @@ _REGISTRY: dict[str, TrackerFactory] = {
     "mlflow": "lightning_expman.tracking.mlflow:MLflowTracker",
     "log": "lightning_expman.tracking.log:LogTracker",
     "tensorboard": "lightning_expman.tracking.tensorboard:TensorBoardTracker",
+    "system": "lightning_expman.tracking.system:SystemTracker",
 }
 
 
