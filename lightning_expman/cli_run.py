@@ -23,7 +23,8 @@ processes (run again later, or pass ``--wait``); 130 interrupted (Ctrl-C: the cu
 recorded ABORTED; running the command again continues).
 
 Class paths are imported like ``python -m`` does: the current directory comes first on
-``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root.
+``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root; the config
+folder comes next, so a ``model.py`` beside the YAML files is ``model.MyModel``.
 
 ``--dry-run`` and ``--help`` import neither torch nor lightning.
 """
@@ -132,11 +133,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def make_cwd_importable() -> None:
-    """Put the current directory first on ``sys.path`` (as ``python -m`` does)."""
+def make_importable(config_dir: str | os.PathLike[str]) -> None:
+    """Class paths resolve from the current directory first (as ``python -m`` does), then from the
+    config folder (a ``model.py`` beside the YAML files, as ``expman init`` writes)."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    folder = os.path.abspath(config_dir)
+    if os.path.isdir(folder) and folder not in sys.path:
+        sys.path.insert(sys.path.index(cwd) + 1, folder)
 
 
 def dry_run_lines(spec: Any) -> list[str]:
@@ -168,7 +173,7 @@ def _mask(url: str | None) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``expman run``; returns the exit code (ConfigError -> 2 is handled by the caller)."""
-    make_cwd_importable()
+    make_importable(args.config_dir)
     from .config import load
 
     spec = load(args.config_dir, overrides=list(args.overrides), db_url=args.db)

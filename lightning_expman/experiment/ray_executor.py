@@ -21,9 +21,10 @@ Decisions:
   database split it.
 * **Ctrl-C** cancels the tasks: a running one records its run ABORTED, a queued one never starts
   and the driver records its claimed run ABORTED.
-* **Code.** Tasks import the model classes by class path: the driver's working directory is put
-  on the tasks' ``PYTHONPATH``; on a multi-machine cluster install your package on every node (or
-  share the folder). Run folders (checkpoints, logs) are written on the node that ran the task.
+* **Code.** Tasks import the model classes by class path: the driver's working directory and
+  the config folder are put on the tasks' ``PYTHONPATH``; on a multi-machine cluster install
+  your package on every node (or share the folder). Run folders (checkpoints, logs) are written
+  on the node that ran the task.
 
 Ray is an optional dependency (``pip install 'lightning-expman[ray]'``), imported only here.
 """
@@ -76,9 +77,10 @@ def task_resources(settings: Any) -> dict[str, float]:
     return options
 
 
-def _connect(ray: Any, address: str | None) -> None:
-    cwd = os.getcwd()
-    paths = [cwd, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+def _connect(ray: Any, address: str | None, config_dir: str | os.PathLike[str]) -> None:
+    # Tasks resolve class paths like the driver: its working directory, then the config folder.
+    paths = [os.getcwd(), os.path.abspath(config_dir)]
+    paths += filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))
     ray.init(
         address=address,
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}},
@@ -114,7 +116,7 @@ def run_ray(batch: Batch, *, address: str | None = None) -> Outcome:
         ConfigError: Ray is not installed, no db tracker, or SQLite on a multi-node cluster.
     """
     ray = _ray()
-    _connect(ray, address)
+    _connect(ray, address, batch.experiment.spec.source_dir)
     try:
         _check_database(ray, batch.experiment)
         return _drive(ray, batch)
