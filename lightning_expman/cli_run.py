@@ -15,16 +15,18 @@
 Any number of ``expman run`` processes on any hosts pointed at one database split the grid: each
 (trial, repeat) is claimed in the database before it runs (see ``lightning_expman.coordination``).
 
-Output: one progress line per run this process runs (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43
-COMPLETED 4.2s``) and a summary table. Exit codes: 0 the whole grid completed or stopped early; 1 a
-run failed or was lost (here or in another process); 2 bad configuration or usage (one line on
-stderr, nothing written); 3 nothing left to claim here but runs still in progress in other
-processes (run again later, or pass ``--wait``); 130 interrupted (Ctrl-C: the current runs are
-recorded ABORTED; running the command again continues).
+Output: on a terminal, a live display (the grid's progress bar with running/failed counts and
+ETA, and per running run its epoch, validation metrics and speed); otherwise one line per run
+this process runs (``[3/8] mlp-lr=0.1-hidden=32 run 1/2 seed 43 COMPLETED 4.2s``); then a summary
+table. ``--quiet`` shows only the summary, ``--json`` one JSON object per finished run. Exit codes:
+0 the whole grid completed or stopped early; 1 a run failed or was lost (here or in another
+process); 2 bad configuration or usage (one line on stderr, nothing written); 3 nothing left to
+claim here but runs still in progress in other processes (run again later, or pass ``--wait``); 130
+interrupted (Ctrl-C: the current runs are recorded ABORTED; running the command again continues).
 
-Class paths are imported like ``python -m`` does: the current directory comes first on
-``sys.path``, so ``examples.digits.model.DigitsMLP`` works from the repository root; the config
-folder comes next, so a ``model.py`` beside the YAML files is ``model.MyModel``.
+Class paths are imported like ``python -m`` does: the current directory comes first on ``sys.path``,
+so ``examples.digits.model.DigitsMLP`` works from the repository root; the config folder comes next,
+so a ``model.py`` beside the YAML files is ``model.MyModel``.
 
 ``--dry-run`` and ``--help`` import neither torch nor lightning.
 """
@@ -124,6 +126,15 @@ def register(subparsers: Any) -> None:
         metavar="ADDRESS",
         help="--executor ray: the cluster (auto, or ray://host:10001); default: start a local Ray instance",
     )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress while running, only the summary at the end"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per finished run on stdout (the summary line goes to stderr)",
+    )
     parser.add_argument(
         "--wait",
         action="store_true",
@@ -183,28 +194,35 @@ def run_command(args: argparse.Namespace) -> int:
 
     from ._state import remember_db_url
     from .enums import RunStatus
-    from .experiment import DEFAULT_STALE_AFTER, Experiment, RunResult
+    from .experiment import DEFAULT_STALE_AFTER, Experiment
+    from .progress import make_display
 
     experiment = Experiment(spec)
-
-    def progress(result: RunResult) -> None:
-        print(result.progress_line(), flush=True)
-
-    summary = experiment.run(
-        resume=args.resume,
-        workers=args.workers,
-        fail_fast=args.fail_fast,
-        force=args.force,
-        stale_after=args.stale_after or DEFAULT_STALE_AFTER,
-        wait=args.wait,
-        executor=args.executor,
-        address=args.address,
-        on_result=progress,
+    display = make_display(
+        sys.stdout, total=len(spec.runs()), name=spec.name, quiet=args.quiet, json_lines=args.json
     )
+    try:
+        summary = experiment.run(
+            resume=args.resume,
+            workers=args.workers,
+            fail_fast=args.fail_fast,
+            force=args.force,
+            stale_after=args.stale_after or DEFAULT_STALE_AFTER,
+            wait=args.wait,
+            executor=args.executor,
+            address=args.address,
+            on_result=display.finished,
+            on_progress=display.progress,
+        )
+    finally:
+        display.close()
     if experiment.db_url:
         remember_db_url(experiment.db_url)
-    print()
-    print(summary.table(), flush=True)
+    if args.json:  # stdout holds only the runs' JSON lines
+        print(summary.totals_line(), file=sys.stderr)
+    else:
+        print()
+        print(summary.table(), flush=True)
     if summary.interrupted:
         print(
             "expman: interrupted; the runs in progress are recorded ABORTED (run again to continue)",

@@ -187,6 +187,7 @@ class Experiment:
         executor: str = "local",
         address: str | None = None,
         on_result: Callable[[RunResult], None] | None = None,
+        on_progress: Callable[[str, Any], None] | None = None,
     ) -> ExperimentSummary:
         """Run every trial x repeat this process claims (see the module docstring for
         resume/force/workers semantics and coordination between processes).
@@ -207,6 +208,8 @@ class Experiment:
             address: the Ray cluster to use (``"auto"``, ``"ray://host:10001"``); default: start a
                 local Ray instance.
             on_result: called with each :class:`RunResult` as it is known (progress output).
+            on_progress: live progress of the runs in progress: ``("start", RunResult)`` and
+                ``("epoch", EpochProgress)`` (see :mod:`lightning_expman.progress`; local executors).
 
         Returns:
             The :class:`ExperimentSummary`.
@@ -247,7 +250,7 @@ class Experiment:
             workers = min(workers, len(todo))  # no idle processes
             execute = executor_for(executor, workers=workers, address=address)
             claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
-            batch = Batch(self, todo, total, workers, fail_fast, results, on_result, claims)
+            batch = Batch(self, todo, total, workers, fail_fast, results, on_result, claims, on_progress)
             with _sigterm_as_interrupt():
                 outcome = execute(batch)
         state = outcome.state

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..enums import RunStatus
 from ..errors import ConfigError
@@ -53,6 +53,7 @@ class Batch:
         results: filled with each run's :class:`RunResult`, by job index.
         on_result: called with each result as it is known.
         claims: how runs are claimed (lease length, session start, waiting, restart).
+        on_progress: called with live-progress events (see :meth:`progress`).
     """
 
     experiment: Experiment
@@ -63,6 +64,13 @@ class Batch:
     results: dict[int, RunResult] = field(default_factory=dict)
     on_result: Callable[[RunResult], None] | None = None
     claims: ClaimOptions | None = None
+    on_progress: Callable[[str, Any], None] | None = None
+
+    def progress(self, kind: str, payload: Any) -> None:
+        """Pass a live-progress event on (``"start"`` with the run's RunResult, ``"epoch"`` with an
+        :class:`~lightning_expman.progress.EpochProgress`)."""
+        if self.on_progress:
+            self.on_progress(kind, payload)
 
     def report(self, result: RunResult) -> None:
         """Record ``result`` and pass it to ``on_result``."""

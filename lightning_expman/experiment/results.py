@@ -152,6 +152,12 @@ class ExperimentSummary:
             parts.append(f"{sum(elsewhere.values())} by other processes ({detail})")
         return ", ".join(parts) or "no runs"
 
+    def totals_line(self) -> str:
+        """``digits: 8 runs: 4 completed, 4 stopped in 30.0s``."""
+        return f"{self.experiment}: {len(self.results)} runs: {self.counts_line()} in {self.elapsed:.1f}s" + (
+            " (interrupted)" if self.interrupted else ""
+        )
+
     def table(self) -> str:
         """A plain-text table: one line per run, then the totals."""
         header = ("#", "trial", "run", "seed", "status", "time", "run id")
@@ -173,10 +179,7 @@ class ExperimentSummary:
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        lines.append(
-            f"{self.experiment}: {len(self.results)} runs: {self.counts_line()} in {self.elapsed:.1f}s"
-            + (" (interrupted)" if self.interrupted else "")
-        )
+        lines.append(self.totals_line())
         if self.workdir:
             lines.append(f"workspace: {self.workdir}")
         if self.db_url:

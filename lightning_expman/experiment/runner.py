@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config._util import to_plain
 from ..enums import Level, RunStatus
+from ..progress import ProgressTracker
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .claims import ClaimOptions, GridState, _GridClaims
 from .executors import Batch, Outcome
@@ -91,12 +92,15 @@ class _Runner:
         save_configs: bool = True,
         on_run_open: Callable[[int | None], None] | None = None,
         claims: ClaimOptions | None = None,
+        on_progress: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.spec = spec
         self.factory = factory
         self.save_configs = save_configs  # workers: the parent already saved them
         self.on_run_open = on_run_open
         self.claims = claims
+        self.on_progress = on_progress  # live progress: ("start", RunResult), ("epoch", EpochProgress)
+        self.progress: ProgressTracker | None = None
         self.grid: _GridClaims | None = None  # set by open() when a db tracker records the runs
         self.env: Environment | None = None
         self.exp_env: Environment | None = None
@@ -116,6 +120,10 @@ class _Runner:
         manager = TrackerManager.from_config(trackers, workspace=str(self.env.workdir))
         self.probe = _RunProbe(manager, self.on_run_open)
         manager.add_tracker(self.probe)
+        if self.on_progress is not None:
+            on_progress = self.on_progress
+            self.progress = ProgressTracker(lambda event: on_progress("epoch", event))
+            manager.add_tracker(self.progress)
         self.env.tracker_manager = manager
         self.manager = manager
         self.exp_env = self.env.create_child(spec.name)
@@ -208,6 +216,9 @@ class _Runner:
     def _run_job(self, job: _Job, total: int, claim: Claim | None) -> RunResult:
         trial = self.spec.trials[job.trial_pos]
         result = new_result(self.spec, job, total)
+        if self.progress is not None and self.on_progress is not None:
+            self.progress.index = job.index
+            self.on_progress("start", new_result(self.spec, job, total))
         start = time.perf_counter()
         assert self.manager is not None and self.probe is not None
         self.probe.reset()
@@ -349,7 +360,7 @@ def _close_env(env: Any) -> None:
 def run_serial(batch: Batch) -> Outcome:
     """The ``local`` executor with one worker: the jobs this process claims, one after the other."""
     experiment, claims = batch.experiment, batch.claims
-    runner = _Runner(experiment.spec, experiment.factory, claims=claims)
+    runner = _Runner(experiment.spec, experiment.factory, claims=claims, on_progress=batch.on_progress)
     interrupted = False
     state: GridState | None = None
     with _quiet_lightning(bool(getattr(experiment.spec.env, "verbose", False))):

@@ -79,6 +79,7 @@ def _worker_main(
             save_configs=False,
             on_run_open=lambda run_id: results.put(("run", worker_id, run_id)),
             claims=claims,
+            on_progress=lambda kind, payload: results.put(("progress", worker_id, (kind, payload))),
         )
         runner.open()
         for job, claim in runner.jobs(todo) if runner.grid is not None else _from_queue(tasks):
@@ -230,6 +231,8 @@ def _collect(batch: Batch, procs: list[Any], events: Any, stop: Any) -> bool:
                     run_ids.pop(worker, None)
                 elif kind == "run":
                     run_ids[worker] = payload
+                elif kind == "progress":
+                    batch.progress(*payload)
                 elif kind == "done":
                     in_flight.pop(worker, None)
                     batch.report(payload)
