@@ -43,7 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``expman`` console script; returns the exit code."""
+    """Entry point of the ``expman`` console script; returns the exit code.
+
+    Everything the command prints (its own lines, Lightning's and MLflow's warnings, errors) goes
+    through :class:`~lightning_expman.masking.MaskingStream`: no secret reaches the console.
+    """
+    from .masking import MaskingStream
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskingStream(out), MaskingStream(err)
+    try:
+        return _main(argv)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to show
+                pass
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

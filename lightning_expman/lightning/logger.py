@@ -64,8 +64,9 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
 from ..enums import Level, RunStatus
+from ..masking import mask_text
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
-from .context import collect_context, jsonable, module_hparams, resolve_seed, write_model_summary
+from .context import collect_context, module_hparams, resolve_seed, safe_params, write_model_summary
 
 __all__ = ["ExpmanLogger"]
 
@@ -390,7 +391,9 @@ class ExpmanLogger(Logger):
         status = status_for_exception(exc) if exc is not None else RunStatus.FAILED
         if status is RunStatus.STOPPED:
             status = RunStatus.FAILED
-        error = f"{type(exc).__name__}: {exc}" if exc is not None else "failed (no exception available)"
+        error = "failed (no exception available)"
+        if exc is not None:
+            error = mask_text(f"{type(exc).__name__}: {exc}")
         if self._run_open:
             self._stop_epoch = None
             self._end_run(status, error)
@@ -465,7 +468,7 @@ class ExpmanLogger(Logger):
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
         """Record ``save_hyperparameters`` values as the open run's params (each key once per run)."""
-        values = jsonable(_convert_params(params))
+        values = safe_params(_convert_params(params))
         if not values:
             return
         if self._run_open and self._settled and self._stage != "fit":

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..enums import Level, RunStatus
 from ..errors import ConfigError
+from ..masking import mask_secrets, mask_text
 from .base import Tracker
 from .db import flatten_params
 
@@ -79,7 +80,7 @@ def _import_mlflow() -> Any:
 
 
 def _clip(text: Any, limit: int) -> str:
-    text = str(text)
+    text = mask_text(str(text))  # every tag and param value MLflow stores goes through here
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -362,14 +363,14 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param
         from mlflow.exceptions import MlflowException
 
-        flat = flatten_params(params)
+        flat = flatten_params(mask_secrets(params))
         entities = [Param(_clip(k, _MAX_KEY), _clip(v, _MAX_PARAM_VALUE)) for k, v in flat.items()]
         for i in range(0, len(entities), _PARAMS_PER_BATCH):
             try:
                 self.client.log_batch(run_id, params=entities[i : i + _PARAMS_PER_BATCH], synchronous=True)
             except MlflowException as e:
                 # MLflow params are immutable: a re-logged key with a new value is refused.
-                log.warning("MLflowTracker: some params not logged: %s", str(e).splitlines()[0])
+                log.warning("MLflowTracker: some params not logged: %s", mask_text(str(e).splitlines()[0]))
 
     # ------------------------------------------------------------------ artifacts
 
