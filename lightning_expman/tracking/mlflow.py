@@ -266,13 +266,7 @@ class MLflowTracker(Tracker):
                 self.flush()
             finally:
                 self.run_id = None
-                client = self.client
-                client.set_tag(run_id, TAG_STATUS, status.value)
-                if kwargs.get("error"):
-                    client.set_tag(run_id, TAG_ERROR, _clip(kwargs["error"], _MAX_TAG_VALUE))
-                if kwargs.get("stop_epoch") is not None:
-                    client.set_tag(run_id, "expman.stop_epoch", str(kwargs["stop_epoch"]))
-                client.set_terminated(run_id, mlflow_status(status))
+                self._terminate(run_id, status, kwargs.get("error"), kwargs.get("stop_epoch"))
         elif level is Level.TRIAL and self.parent_run_id is not None:
             run_id, self.parent_run_id = self.parent_run_id, None
             self.flush()
@@ -280,6 +274,29 @@ class MLflowTracker(Tracker):
             self.client.set_terminated(run_id, mlflow_status(status))
         elif level is Level.EXPERIMENT:
             self.flush()
+
+    def settle(
+        self, status: RunStatus | str, error: str | None = None, stop_epoch: int | None = None
+    ) -> None:
+        """End the open child run in MLflow now, with its final status, while it stays open here.
+
+        The drop-in logger calls this when ``fit`` returns: MLflow shows the run FINISHED at
+        once, and a following ``trainer.test()`` still logs its results to the same run (MLflow
+        accepts values on a terminated run; the run's end at close records the end time again).
+        """
+        if self.run_id is not None:
+            self._upload_pending()
+            self.flush()
+            self._terminate(self.run_id, RunStatus.parse(status), error, stop_epoch)
+
+    def _terminate(self, run_id: str, status: RunStatus, error: str | None, stop_epoch: int | None) -> None:
+        client = self.client
+        client.set_tag(run_id, TAG_STATUS, status.value)
+        if error:
+            client.set_tag(run_id, TAG_ERROR, _clip(error, _MAX_TAG_VALUE))
+        if stop_epoch is not None:
+            client.set_tag(run_id, "expman.stop_epoch", str(stop_epoch))
+        client.set_terminated(run_id, mlflow_status(status))
 
     # ------------------------------------------------------------------ metrics / params
 
