@@ -4,7 +4,8 @@ Each command lives in its own module exposing ``register(subparsers)``; that mod
 torch/lightning only inside the handler of a command that trains, so ``expman --help``,
 ``expman ls`` and reports start fast.
 
-Exit codes: 0 success; 1 a run failed; 2 bad configuration or usage (one line on stderr, no traceback).
+Exit codes: 0 success; 1 a run failed, or a file or folder could not be written (disk full,
+permission); 2 bad configuration or usage. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .errors import ExpmanError
 # Modules contributing subcommands, in the order they appear in --help.
 COMMAND_MODULES = ("lightning_expman.cli_run", "lightning_expman.cli_read")
 
-EXIT_OK, EXIT_USAGE = 0, 2  # 1 (a run failed) comes from `expman run` itself
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +83,10 @@ def _main(argv: Sequence[str] | None) -> int:
         # devnull so the interpreter's final flush doesn't raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as e:  # the disk, a permission, a path: a runtime failure, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"expman: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":  # pragma: no cover
