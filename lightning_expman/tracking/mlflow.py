@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..enums import Level, RunStatus
 from ..errors import ConfigError
@@ -113,7 +113,7 @@ class MLflowTracker(Tracker):
         *,
         workspace: str | Path | None = None,
         artifact_location: str | None = None,
-        log_checkpoints: bool | str = True,
+        log_checkpoints: bool | Literal["all"] = True,
         synchronous: bool = False,
     ) -> None:
         if log_checkpoints not in (True, False, "all"):
