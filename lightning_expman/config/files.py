@@ -89,6 +89,7 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
             f"must be a non-empty path string, got {short(workspace)}", file=file, key="workspace"
         )
     workspace = os.path.abspath(os.path.expanduser(workspace.strip()))
+    _check_workspace(workspace, file)
     env: dict[str, Any] = {"workspace": workspace}
     for flag in ("verbose", "debug"):
         value = data.get(flag, False)
@@ -138,6 +139,23 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
             t["url"] = default_url
     env["trackers"] = trackers
     return env
+
+
+def _check_workspace(workspace: str, file: str) -> None:
+    """The workspace must be (or be creatable as) a writable folder: checked before anything runs."""
+    path = Path(workspace)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is under {str(existing)!r}, which is a file"
+        raise ConfigError(f"{what}, not a folder (value {workspace!r})", file=file, key="workspace")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write in {str(existing)!r} (permission denied or read-only; value {workspace!r})",
+            file=file,
+            key="workspace",
+        )
 
 
 def _check_tracker(item: Mapping[str, Any], kind: str, file: str, key: str) -> None:
