@@ -146,8 +146,12 @@ def _file_hits(root: Path) -> list[str]:
     return hits
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
-def test_canary_password_appears_nowhere(backend, tmp_path, request, capfd):
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    [("sqlite", 1), ("mysql", 1), ("sqlite", 2)],
+    ids=["sqlite", "mysql", "sqlite-2-workers"],
+)
+def test_canary_password_appears_nowhere(backend, workers, tmp_path, request, capfd):
     if backend == "mysql":
         db_url, mlflow_uri = _mysql_setup(request)
     else:
@@ -160,7 +164,17 @@ def test_canary_password_appears_nowhere(backend, tmp_path, request, capfd):
     }
     # A real process: its console is what a user sees (Lightning's and MLflow's warnings included).
     proc = subprocess.run(
-        [str(EXPMAN), "run", str(cfg), "--set", f"+extra.secret_key={CANARY}", "--db", db_url],
+        [
+            str(EXPMAN),
+            "run",
+            str(cfg),
+            "--set",
+            f"+extra.secret_key={CANARY}",
+            "--db",
+            db_url,
+            "--workers",
+            str(workers),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

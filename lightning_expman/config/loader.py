@@ -260,10 +260,6 @@ def load(
         if problem is None:
             exp_level = resolved  # else: refers to trial-level keys; kept unresolved
 
-    from ..masking import remember_secrets
-
-    # Resolved values too: a secret read with ${oc.env:...} is known only now.
-    remember_secrets([env, exp_level, *(t._data for t in trials)])
     return ExperimentSpec(
         name=experiment.name,
         id=experiment.id,
