@@ -156,3 +156,36 @@ def test_huge_grid_dry_run_is_refused_at_once(tmp_path):
     cfg = write_config(tmp_path, [{"name": "a", "id": 1, "grid": grid}])
     code, out, err = expman("run", str(cfg), "--dry-run", cwd=tmp_path)
     assert code == 2 and out == "" and "1,000,000 runs" in err and "trials.yaml" in err
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 600 KiB tmpfs (needs root; skipped elsewhere): the database and workspace fill it up."""
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_gives_one_line_errors_not_tracebacks(tmp_path, full_disk):
+    cfg = write_config(tmp_path, [{"name": "a", "id": 1, "repeat": 3}])
+    env = cfg / "env.yaml"
+    env.write_text(
+        f"workspace: {full_disk}/ws\ntrackers: [{{type: db, url: 'sqlite:///{full_disk}/e.db'}}]\n",
+        encoding="utf-8",
+    )
+    code, out, err = expman("run", str(cfg), cwd=tmp_path)
+    assert code == 1  # runs failed: a runtime error, not a configuration error
+    assert "Traceback" not in err and "Logging error" not in err
+    # (Lightning's "INFO: GPU available..." lines reach stderr here because pytest configured
+    # logging before lightning was imported; a real console does not show them.)
+    lines = [line for line in err.splitlines() if not line.startswith("INFO: ")]
+    assert lines and all(line.startswith("expman: error: ") for line in lines), err
+    assert "FAILED" in out

@@ -21,7 +21,25 @@ Run lifecycle. The TRIAL_RUN opens when a fit starts. When the fit ends its stat
 and written to the database at once, but the run stays open so that a following
 ``trainer.test()`` lands in the same run's RESULTS. It is closed by the next fit, by
 :meth:`ExpmanLogger.close` (or a ``finalize`` call outside a running Trainer), or at process
-exit. A failed or interrupted fit closes it immediately. Only global rank zero writes.
+exit. A failed or interrupted fit closes it immediately. Only global rank zero writes. After
+every ``finalize`` (the end of each ``fit`` / ``test`` / ``validate``) the database writer thread
+is joined: nothing of the logger runs between stages (the next value starts it again).
+
+What a crash can lose. Values are buffered and written by a background thread at every epoch
+end and at least every ``flush_interval`` (1 s by default, see
+:class:`~lightning_expman.tracking.db.DBTracker`); Ctrl-C, SIGTERM, exceptions and a normal
+exit flush everything. A process killed with SIGKILL (or the OOM killer) cannot flush: it loses
+at most the values logged in its last ``flush_interval`` seconds (and the current epoch's
+values not yet flushed), and its run keeps the status RUNNING until its heartbeat goes stale.
+
+Names and paths. ``name`` (the folder under ``save_dir``) and a string ``version`` are made
+safe as the runner does (:func:`~lightning_expman.workspace.safe_name`): ``experiment="../x"``,
+an absolute name or ``version="../x"`` never write outside ``save_dir``; the EXPERIMENT row keeps
+the name as given. Checkpoints saved to fsspec URLs (``memory://``, ``s3://``) are recorded with
+their URL.
+
+Secrets. Hyperparameters are masked (:mod:`lightning_expman.masking`) before any tracker sees
+them; the checkpoints Lightning writes keep the model's own ``hyper_parameters``.
 
 How phases are known. Lightning hands a logger only metric dicts and step numbers. When it hands
 the logger the Trainer (Lightning reads ``logger.experiment`` in ``_call_setup_hook`` with the
