@@ -4,9 +4,10 @@ The rule: a secret is (1) the value of a password-like key (``password``, ``db_p
 ``api_key``, ``token``...), (2) the password of a ``scheme://user:password@host`` URL, and (3)
 any text equal to a secret seen by (1) or (2) in a loaded configuration (:func:`remember_secrets`),
 wherever it appears later (a hyperparameter under an innocent name, a library's warning quoting
-it, an exception message). Secrets are replaced by ``***``. Values shorter than
-:data:`MIN_SECRET_LEN` characters are masked by (1) and (2) but not searched for by (3): replacing
-every ``"ab"`` in a log would garble it and reveals nothing.
+it, an exception message). Secrets are replaced by ``***``. Rule (3) matches whole words only
+(a remembered ``test1234`` is masked in ``key test1234`` and ``u:test1234@h``, not inside
+``test1234_loss``), and values shorter than :data:`MIN_SECRET_LEN` characters are masked by (1)
+and (2) but not searched for by (3): replacing every ``1234`` in a log would garble it.
 
 Where the rule is applied (each boundary where the package writes or prints):
 
@@ -55,7 +56,7 @@ __all__ = [
 
 MASK = "***"
 
-MIN_SECRET_LEN = 4
+MIN_SECRET_LEN = 6
 """Remembered secrets shorter than this are not searched for in free text (see the module docstring)."""
 
 # Whole words at the end of a key: "db_password", "api-key", "aws.secret_key"; not "tokenizer".
@@ -127,7 +128,7 @@ def remember_secrets(value: Any) -> None:
             return
         _known.update(found)
         ordered = sorted(_known, key=len, reverse=True)  # longest first: no partial leftovers
-        _known_re = re.compile("|".join(re.escape(s) for s in ordered))
+        _known_re = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(s) for s in ordered) + r")(?!\w)")
 
 
 def _collect(value: Any, found: set[str]) -> None:
