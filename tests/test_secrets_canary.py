@@ -199,6 +199,13 @@ def test_canary_password_appears_nowhere(backend, workers, tmp_path, request, ca
             ("report", "canary", "-o", "report.html"),
             ("report", "--run", "2", "-o", "run2.html"),
         ]
+        # Run again (resume: the completed run is skipped, the failed one runs again).
+        code, out, err = expman(
+            "run", str(cfg), "--set", f"+extra.secret_key={CANARY}", "--db", db_url, cwd=tmp_path
+        )
+        assert code == 1, err
+        assert "SKIPPED" in out
+        outputs["resumed run"] = out + err
         for args in commands:
             code, out, err = expman(*args, "--db", db_url, cwd=tmp_path)
             assert code == 0, (args, err)
