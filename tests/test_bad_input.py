@@ -189,3 +189,25 @@ def test_full_disk_gives_one_line_errors_not_tracebacks(tmp_path, full_disk):
     lines = [line for line in err.splitlines() if not line.startswith("INFO: ")]
     assert lines and all(line.startswith("expman: error: ") for line in lines), err
     assert "FAILED" in out
+
+
+def test_read_only_workspace_is_a_config_error(tmp_path):
+    import subprocess
+
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        cfg = write_config(tmp_path, [{"name": "a", "id": 1}])
+        (cfg / "env.yaml").write_text(f"workspace: {mount}/ws\n", encoding="utf-8")
+        before = snapshot(tmp_path)
+        code, out, err = expman("run", str(cfg), cwd=tmp_path)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert "env.yaml: workspace: cannot write in" in err and str(mount) in err
+        assert snapshot(tmp_path) == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
