@@ -351,7 +351,9 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Metric
 
         value = float("nan") if value is None else float(value)
-        return Metric(_clip(name, _MAX_KEY), value, int(time.time() * 1000), int(step))
+        # A metric name is not masked (hot path: every logged value); tags and params are.
+        key = name if len(name) <= _MAX_KEY else name[: _MAX_KEY - 3] + "..."
+        return Metric(key, value, int(time.time() * 1000), int(step))
 
     def _log_batch(self, run_id: str, metrics: list[Any]) -> None:
         for i in range(0, len(metrics), _BATCH):
