@@ -183,6 +183,7 @@ def test_canary_password_appears_nowhere(backend, workers, tmp_path, request, ca
     )
     assert proc.returncode == 1, proc.stderr  # the leaky trial failed, the other completed
     assert "FAILED" in proc.stdout and "COMPLETED" in proc.stdout
+    assert "Changing param values is not allowed" not in proc.stderr  # MLflow params: once per key
     outputs = {"run stdout": proc.stdout, "run stderr": proc.stderr}
 
     # Read commands, in this process, the database given with a password on the command line.

@@ -141,6 +141,7 @@ class MLflowTracker(Tracker):
         self._operations: list[Any] = []  # RunOperations of async log_batch calls
         self._uploaded: set[str] = set()  # checkpoint files uploaded to the open run
         self._pending: dict[str, None] = {}  # checkpoints to upload at run end (ordered set)
+        self._params: dict[str, dict[str, str]] = {}  # run id -> params sent to it
 
     # ------------------------------------------------------------------ lazy client
 
@@ -266,6 +267,7 @@ class MLflowTracker(Tracker):
                 self.flush()
             finally:
                 self.run_id = None
+                self._params.pop(run_id, None)
                 self._terminate(run_id, status, kwargs.get("error"), kwargs.get("stop_epoch"))
         elif level is Level.TRIAL and self.parent_run_id is not None:
             run_id, self.parent_run_id = self.parent_run_id, None
@@ -383,7 +385,18 @@ class MLflowTracker(Tracker):
         from mlflow.exceptions import MlflowException
 
         flat = flatten_params(mask_secrets(params))
-        entities = [Param(_clip(k, _MAX_KEY), _clip(v, _MAX_PARAM_VALUE)) for k, v in flat.items()]
+        logged = self._params.setdefault(run_id, {})
+        entities = []
+        for key, value in flat.items():
+            param = Param(_clip(key, _MAX_KEY), _clip(value, _MAX_PARAM_VALUE))
+            if param.key in logged:
+                # MLflow params are immutable: keep the first value (e.g. the run config's seed
+                # when a datamodule's hparams also hold a "seed"); the database keeps the latest.
+                if logged[param.key] != param.value:
+                    log.debug("MLflowTracker: param %s already %r, not changed", param.key, logged[param.key])
+                continue
+            logged[param.key] = param.value
+            entities.append(param)
         for i in range(0, len(entities), _PARAMS_PER_BATCH):
             try:
                 self.client.log_batch(run_id, params=entities[i : i + _PARAMS_PER_BATCH], synchronous=True)
