@@ -184,7 +184,7 @@ def _section(title: str) -> None:
 def _query(args: argparse.Namespace):
     from .query import Query
 
-    return Query(args.db)
+    return Query(args.db, read_only=True)  # read commands never create or alter a file
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:

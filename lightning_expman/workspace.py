@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config._util import to_plain
 from .enums import Level
-from .masking import mask_secrets
+from .masking import MaskingFilter, mask_secrets
 
 if TYPE_CHECKING:
     from .tracking.base import TrackerManager
@@ -304,6 +304,7 @@ class Environment:
                 sh.setFormatter(formatter)
                 self._handlers.append(sh)
             for h in self._handlers:
+                h.addFilter(MaskingFilter())  # no secret in a log line (lightning_expman.masking)
                 logger.addHandler(h)
             self._logger = logger
         return self._logger

@@ -79,6 +79,12 @@ def write_config(folder: Path, files: dict[str, str | None]) -> Path:
 _BASE = GOOD_FILES["base.yaml"]
 
 
+# "Billion laughs": 9 levels of 10 aliases each expand to 10^9 values.
+_ALIAS_BOMB = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)
+]
+
+
 def _base(old: str, new: str) -> dict[str, str | None]:
     assert old in _BASE, old
     return {"base.yaml": _BASE.replace(old, new)}
@@ -353,5 +359,147 @@ BAD_CONFIGS: list[BadConfig] = [
         {"trials.yaml": "- name: a\n  grid: {model.init_args.lr: [0.1, 0.2]}\n"},
         ("--set", "model.init_args.lr", "grid"),
         ("model.init_args.lr=0.5",),
+    ),
+    # --- issue 13: values checked against annotations before anything runs
+    BadConfig(
+        "callback_kwarg_misspelled",
+        _base("patience: 2}", "patience: 2, monitr: val_loss}"),
+        ("base.yaml", "settings.callbacks[0].monitr", "did you mean 'monitor'"),
+    ),
+    BadConfig(
+        "callback_kwarg_wrong_type",
+        _base("patience: 2}", "patience: two}"),
+        ("base.yaml", "settings.callbacks[0].patience", "must be int", "'two'"),
+    ),
+    BadConfig(
+        "callback_forwarded_kwarg_wrong_type",
+        _base("interval: 1}", "interval: 1, save_top_k: many}"),
+        ("base.yaml", "settings.callbacks[1].save_top_k", "'many'"),
+    ),
+    BadConfig(
+        "callback_interval_wrong_type",
+        _base("interval: 1}", "interval: abc}"),
+        ("base.yaml", "settings.callbacks[1].interval", "'abc'"),
+    ),
+    BadConfig(
+        "callback_class_path_kwarg_wrong_type",
+        _base(
+            "    - {type: metrics_tracker}\n",
+            "    - {class_path: lightning.pytorch.callbacks.EarlyStopping,"
+            " init_args: {monitor: val_loss, patience: [1]}}\n",
+        ),
+        ("base.yaml", "settings.callbacks[2].init_args.patience", "[1]"),
+    ),
+    BadConfig(
+        "callback_class_path_is_function",
+        _base("    - {type: metrics_tracker}\n", "    - {class_path: tests.tiny.fast_trainer_kwargs}\n"),
+        ("base.yaml", "settings.callbacks[2].class_path", "is a function, not a class"),
+    ),
+    BadConfig(
+        "model_class_path_is_function",
+        _base("class_path: tests.tiny.TinyClassifier", "class_path: tests.tiny.fast_trainer_kwargs"),
+        ("base.yaml", "settings.model.class_path", "'tests.tiny.fast_trainer_kwargs' is a function"),
+    ),
+    BadConfig(
+        "model_init_arg_wrong_type",
+        _base("hidden: 4, lr: 0.1", "hidden: four, lr: 0.1"),
+        ("base.yaml", "settings.model.init_args.hidden", "must be int", "'four'"),
+    ),
+    BadConfig(
+        "model_init_arg_bool_for_float",
+        _base("hidden: 4, lr: 0.1", "hidden: 4, lr: true"),
+        ("base.yaml", "settings.model.init_args.lr", "must be float", "True"),
+    ),
+    BadConfig(
+        "data_init_arg_wrong_type",
+        _base("n: 32, batch_size: 8", "n: 32, batch_size: eight"),
+        ("base.yaml", "settings.data.init_args.batch_size", "'eight'"),
+    ),
+    BadConfig(
+        "override_init_arg_wrong_type",
+        {},
+        ("--set", "model.init_args.hidden", "must be int", "'abc'"),
+        ("model.init_args.hidden=abc",),
+    ),
+    BadConfig(
+        "trial_init_arg_wrong_type",
+        {"trials.yaml": "- name: a\n  settings: {model: {init_args: {hidden: [4]}}}\n"},
+        ("trials.yaml", "[0].settings.model.init_args.hidden", "[4]"),
+    ),
+    # --- issue 13: sizes
+    BadConfig(
+        "repeat_huge",
+        {"trials.yaml": "- name: a\n  repeat: 1000000000000\n"},
+        ("trials.yaml", "[0].repeat", "1,000,000,000,000", "at most 100,000"),
+    ),
+    BadConfig(
+        "grid_million_trials",
+        {
+            "trials.yaml": "- name: a\n  grid:\n"
+            + "".join(f"    +g{k}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n" for k in range(6))
+        },
+        ("trials.yaml", "[0].grid", "1,000,000 runs", "at most 100,000"),
+    ),
+    BadConfig(
+        "grid_times_repeat_over_limit",
+        {"trials.yaml": "- name: a\n  repeat: 60000\n- name: b\n  repeat: 60000\n"},
+        ("trials.yaml", "[1].repeat", "120,000 runs"),
+    ),
+    BadConfig(
+        "yaml_alias_bomb",
+        {"base.yaml": _BASE + "bomb:\n" + "".join(f"  {line}\n" for line in _ALIAS_BOMB)},
+        ("base.yaml", "aliases expand to more than 1,000,000 values"),
+    ),
+    BadConfig(
+        "override_alias_bomb",
+        {},
+        ("--set", "aliases expand to more than 1,000,000 values"),
+        ("+bomb={" + ", ".join(_ALIAS_BOMB) + "}",),
+    ),
+    # --- issue 13: env.yaml trackers and workspace, named before anything is written
+    BadConfig(
+        "tracker_option_misspelled",
+        {"env.yaml": "trackers: [{type: mlflow, trackin_uri: 'sqlite:///m.db'}]\n"},
+        ("env.yaml", "trackers[0].trackin_uri", "did you mean 'tracking_uri'"),
+    ),
+    BadConfig(
+        "tracker_option_wrong_type",
+        {"env.yaml": "trackers: [{type: log, verbose: loud}]\n"},
+        ("env.yaml", "trackers[0].verbose", "must be bool", "'loud'"),
+    ),
+    BadConfig(
+        "tracker_option_bad_choice",
+        {"env.yaml": "trackers: [{type: mlflow, log_checkpoints: maybe}]\n"},
+        ("env.yaml", "trackers[0].log_checkpoints", "'maybe'"),
+    ),
+    BadConfig(
+        "tracker_log_dir_not_a_path",
+        {"env.yaml": "trackers: [{type: tensorboard, log_dir: 5}]\n"},
+        ("env.yaml", "trackers[0].log_dir", "got 5"),
+    ),
+    BadConfig(
+        "db_url_bad_scheme",
+        {"env.yaml": "trackers: [{type: db, url: 'ftp://host/x'}]\n"},
+        ("env.yaml", "trackers[0].url", "ftp://host/x"),
+    ),
+    BadConfig(
+        "db_url_not_a_string",
+        {"env.yaml": "trackers: [{type: db, url: 5}]\n"},
+        ("env.yaml", "trackers[0].url", "got 5"),
+    ),
+    BadConfig(
+        "db_url_no_database",
+        {"env.yaml": "trackers: [{type: db, url: 'mysql://me:pw@localhost'}]\n"},
+        ("env.yaml", "trackers[0].url", "names no database", "me:***@"),
+    ),
+    BadConfig(
+        "workspace_is_a_file",
+        {"env.yaml": "workspace: cfg/base.yaml\n"},
+        ("env.yaml", "workspace", "is a file, not a folder"),
+    ),
+    BadConfig(
+        "workspace_under_a_file",
+        {"env.yaml": "workspace: cfg/base.yaml/runs\n"},
+        ("env.yaml", "workspace", "which is a file"),
     ),
 ]

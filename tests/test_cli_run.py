@@ -55,7 +55,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
 
 
 def test_bad_config_corpus_is_large_enough():
-    assert len(BAD_CONFIGS) >= 20
+    assert len(BAD_CONFIGS) >= 60
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from tests.bad_config_cases import BAD_CONFIGS, GOOD_FILES, write_config
 
 def test_corpus_is_large_and_distinct():
     names = [c.name for c in BAD_CONFIGS]
-    assert len(names) >= 20
+    assert len(names) >= 60
     assert len(set(names)) == len(names)
     assert len({(tuple(sorted(c.files.items(), key=str)), c.overrides) for c in BAD_CONFIGS}) == len(names)
 

@@ -130,7 +130,7 @@ def test_drop_in_fit_records_levels_epochs_steps_params_and_test_results(tmp_pat
         summary = [a for a in db.get_trial_run_artifacts(run.id) if a.type == "model_summary"]
         assert len(summary) == 1 and "Params" in Path(summary[0].location).read_text()
     assert Path(logger.log_dir) == tmp_path / "runs" / "digits" / "version_0"
-    assert logger.name == "digits" and logger.version == "version_0"
+    assert logger.name == "digits" and logger.version == 0  # an int, like CSVLogger
 
 
 def test_checkpoints_become_epoch_artifacts_and_best_goes_to_results(tmp_path):

@@ -1,12 +1,24 @@
-"""One masking rule for saved configs and stored rows (lightning_expman.masking)."""
+"""One masking rule (lightning_expman.masking): keys, URL passwords, remembered secrets as whole
+words; saved configs and stored rows, the console stream and the log-file filter that apply it."""
 
 from __future__ import annotations
+
+import io
+import logging
 
 import pytest
 
 from lightning_expman.db import DatabaseManager
 from lightning_expman.db import models as m
-from lightning_expman.masking import is_secret_key, mask_secrets, mask_url
+from lightning_expman.masking import (
+    MaskingFilter,
+    MaskingStream,
+    is_secret_key,
+    mask_secrets,
+    mask_text,
+    mask_url,
+    remember_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,3 +62,47 @@ def test_stored_params_and_configs_use_the_same_rule(sqlite_url):
         stored_trial = m.Trial.get_by_id(trial.id)
     assert params == {"aws.secret_key": "***", "aws.region": "eu", "url": "mysql://u:***@h/d"}
     assert stored_trial.config == {"aws": {"secret_key": "***"}}
+
+
+def test_remembered_secrets_are_masked_as_whole_words_anywhere():
+    remember_secrets({"service": {"token": "tok3n-value-9"}, "url": "mysql://me:s3cr3tpw@h/db", "pwd": "ab"})
+    assert mask_text("error: key tok3n-value-9 refused") == "error: key *** refused"
+    assert mask_text("login s3cr3tpw failed") == "login *** failed"  # a URL's password, alone
+    assert mask_text("tok3n-value-9x tok3n-value-9_loss") == "tok3n-value-9x tok3n-value-9_loss"
+    assert mask_text("ab abc") == "ab abc"  # too short to search for (masked by key only)
+    assert mask_secrets({"pwd": "ab", "note": "s3cr3tpw"}) == {"pwd": "***", "note": "***"}
+    remember_secrets({"token": "${oc.env:TOKEN}"})  # an interpolation is not the secret
+    assert mask_text("${oc.env:TOKEN}") == "${oc.env:TOKEN}"
+
+
+def test_masking_stream_finds_a_secret_split_across_writes():
+    remember_secrets({"api_key": "splitsecret42"})
+    out = io.StringIO()
+    stream = MaskingStream(out)
+    stream.write("key=split")
+    stream.write("secret42 and more\nnext ")
+    assert out.getvalue() == "key=*** and more\n"
+    stream.write("splitsecret42")
+    stream.flush()  # a partial line is written (masked) on flush
+    assert out.getvalue() == "key=*** and more\nnext ***"
+
+
+def test_masking_filter_masks_messages_arguments_and_tracebacks():
+    remember_secrets({"password": "filterpw99"})
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(MaskingFilter())
+    log = logging.getLogger("tests.masking")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("connect %s", "postgresql://me:filterpw99@h/db")
+        try:
+            raise RuntimeError("refused filterpw99")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    text = out.getvalue()
+    assert "filterpw99" not in text
+    assert "postgresql://me:***@h/db" in text and "RuntimeError: refused ***" in text

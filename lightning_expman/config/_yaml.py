@@ -3,7 +3,9 @@
 PyYAML follows YAML 1.1, where ``1e-3`` is a *string*; every ML config writes learning rates
 that way, so floats follow YAML 1.2 / OmegaConf here (``1e-3`` -> ``0.001``). Timestamps stay
 strings (a date in a tag must not become a ``datetime`` that cannot be hashed or stored).
-Duplicate keys in a mapping are an error instead of silently keeping the last one.
+Duplicate keys in a mapping are an error instead of silently keeping the last one. Aliases
+may not expand a document past :data:`MAX_YAML_VALUES` values (a "billion laughs" file is
+refused in milliseconds instead of exhausting memory while the config is merged).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import yaml
 
 from ..errors import ConfigError
 
-__all__ = ["parse_yaml_value", "read_yaml"]
+__all__ = ["MAX_YAML_VALUES", "parse_yaml_value", "read_yaml"]
+
+MAX_YAML_VALUES = 1_000_000
+"""The most values (scalars, lists, mappings) a config file may hold once its aliases are expanded."""
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -90,9 +95,47 @@ def read_yaml(path: Path, display: str) -> Any:
     except OSError as e:
         raise ConfigError(f"cannot read file: {e.strerror}", file=display) from None
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         raise ConfigError(_yaml_error(e), file=display) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", file=display) from None
+    _check_size(data, display)
+    from ..masking import remember_secrets
+
+    remember_secrets(data)
+    return data
+
+
+def _check_size(data: Any, display: str) -> None:
+    """Refuse documents whose aliases expand past :data:`MAX_YAML_VALUES` values.
+
+    PyYAML builds an alias as a reference to the same object, so the expanded size is counted
+    once per distinct object (memoised): linear in the file, however large the expansion.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(value: Any, depth: int = 0) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        if depth > 200:
+            raise ConfigError("invalid YAML: nested more than 200 levels deep", file=display)
+        sizes[id(value)] = 1  # a recursive alias (&a [*a]) counts once
+        items = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+        total = 1 + sum(size(v, depth + 1) for v in items)
+        sizes[id(value)] = total
+        return total
+
+    total = size(data)
+    if total > MAX_YAML_VALUES:
+        raise ConfigError(
+            f"YAML aliases expand to more than {MAX_YAML_VALUES:,} values ({total:,}); "
+            "write the values out or use a grid",
+            file=display,
+        )
 
 
 def parse_yaml_value(text: str) -> Any:
@@ -101,6 +144,8 @@ def parse_yaml_value(text: str) -> Any:
     An empty value is ``None``. Text YAML cannot parse (e.g. ``a: b: c``) is kept as a string.
     """
     try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
+        value = yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, RecursionError):
         return text
+    _check_size(value, "--set")
+    return value

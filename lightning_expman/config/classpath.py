@@ -4,9 +4,12 @@ A class path ``pkg.module.Name`` resolves when the module's source file can be f
 on ``sys.path`` like the import system does, *without* executing any package ``__init__``)
 and its source defines ``Name`` at top level: a ``class``, a ``def``, an assignment, or an
 import (``from .models import Name`` is followed to the module it comes from). The keyword
-arguments the target accepts are read from the ``__init__`` signature in the source, so
-``init_args`` typos are caught too. Only modules without Python source (extension modules)
-are really imported. Results are cached per path.
+arguments the target accepts (and their annotations, as source text) are read from the
+``__init__`` signature in the source, so ``init_args`` typos and values of the wrong type are
+caught too; an ``__init__`` that passes ``**kwargs`` on to ``super().__init__`` accepts its base
+class's arguments as well (``lightning_expman.callbacks.EarlyStopping`` takes Lightning's
+``EarlyStopping`` arguments). Only modules without Python source (extension modules) are
+really imported. Results are cached per path.
 
 Example:
     >>> from lightning_expman.config.classpath import resolve_target
@@ -45,12 +48,16 @@ class Target:
         error: why it does not resolve (one line), or None when it does.
         params: keyword parameters the target accepts, or None when unknown / ``**kwargs``.
         file: the source file it was found in, if any.
+        kind: ``"class"``, ``"function"``, or None when unknown (an assignment, a compiled module).
+        annotations: ``(parameter, annotation source)`` of the annotated parameters.
     """
 
     path: str
     error: str | None = None
     params: tuple[str, ...] | None = None
     file: str | None = None
+    kind: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ class _Def:
     params: tuple[str, ...] | None = None
     module: str | None = None  # for "import": where the name comes from
     name: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+    own: tuple[str, ...] = ()  # explicit parameters of an __init__ that forwards **kwargs
+    forward: str | None = None  # the base class (name in this module) that gets those **kwargs
 
 
 @dataclass(frozen=True)
@@ -144,20 +154,56 @@ def _siblings(locations: list[str]) -> list[str]:
     return names
 
 
+def _arguments(fn: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -> list[ast.arg]:
+    args = list(fn.args.args) + list(fn.args.kwonlyargs)
+    return args[1:] if skip_first and args else args
+
+
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -> tuple[str, ...] | None:
-    args = fn.args
-    if args.kwarg is not None:
+    if fn.args.kwarg is not None:
         return None
-    names = [a.arg for a in args.args] + [a.arg for a in args.kwonlyargs]
-    if skip_first and names:
-        names = names[1:]
-    return tuple(names)
+    return tuple(a.arg for a in _arguments(fn, skip_first))
+
+
+def _annotations(fn: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (a.arg, ast.unparse(a.annotation)) for a in _arguments(fn, skip_first) if a.annotation is not None
+    )
+
+
+def _forwarded_base(node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The base class name when ``__init__`` passes its ``**kwargs`` to ``super().__init__``."""
+    kwarg = init.args.kwarg.arg if init.args.kwarg is not None else None
+    if kwarg is None or len(node.bases) != 1 or not isinstance(node.bases[0], ast.Name):
+        return None
+    for call in ast.walk(init):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "__init__"
+            and isinstance(call.func.value, ast.Call)
+            and getattr(call.func.value.func, "id", None) == "super"
+            and any(k.arg is None and getattr(k.value, "id", None) == kwarg for k in call.keywords)
+        ):
+            return node.bases[0].id
+    return None
+
+
+def _class_def(node: ast.ClassDef) -> _Def:
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "__init__":
+            forward = _forwarded_base(node, item)
+            return _Def(
+                "class",
+                _params(item, skip_first=True),
+                annotations=_annotations(item, skip_first=True),
+                own=tuple(a.arg for a in _arguments(item, skip_first=True)) if forward else (),
+                forward=forward,
+            )
+    return _Def("class", _class_params(node))
 
 
 def _class_params(node: ast.ClassDef) -> tuple[str, ...] | None:
-    for item in node.body:
-        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "__init__":
-            return _params(item, skip_first=True)
     is_dataclass = any(
         (isinstance(d, ast.Name) and d.id == "dataclass")
         or (isinstance(d, ast.Attribute) and d.attr == "dataclass")
@@ -190,9 +236,11 @@ def _index_body(
     lazy = False
     for node in body:
         if isinstance(node, ast.ClassDef):
-            index[node.name] = _Def("class", _class_params(node))
+            index[node.name] = _class_def(node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            index[node.name] = _Def("function", _params(node, skip_first=False))
+            index[node.name] = _Def(
+                "function", _params(node, skip_first=False), annotations=_annotations(node, skip_first=False)
+            )
             if node.name == "__getattr__":
                 lazy = True
         elif isinstance(node, ast.Assign):
@@ -253,6 +301,7 @@ def _import_check(module: str, name: str, path: str) -> Target:
         public = [n for n in dir(mod) if not n.startswith("_")]
         return Target(path, error=f"module {module!r} has no attribute {name!r}{hint(name, public)}")
     obj = getattr(mod, name)
+    kind = "class" if inspect.isclass(obj) else "function" if inspect.isroutine(obj) else None
     params: tuple[str, ...] | None = None
     try:
         sig = inspect.signature(obj)
@@ -262,7 +311,7 @@ def _import_check(module: str, name: str, path: str) -> Target:
             )
     except (TypeError, ValueError):
         pass
-    return Target(path, params=params, file=getattr(mod, "__file__", None))
+    return Target(path, params=params, file=getattr(mod, "__file__", None), kind=kind)
 
 
 def _lookup(module: str, name: str, path: str, depth: int) -> Target:
@@ -291,7 +340,14 @@ def _lookup(module: str, name: str, path: str, depth: int) -> Target:
                 return sub
             # ``from . import models`` style or an unreadable source: the name exists anyway.
         return Target(path, file=idx.file)
-    return Target(path, params=found.params, file=idx.file)
+    kind = found.kind if found.kind in ("class", "function") else None
+    params, annotations = found.params, found.annotations
+    if found.forward and depth < 4:
+        base = _lookup(module, found.forward, path, depth + 1)
+        if base.error is None and base.params is not None:
+            params = tuple(dict.fromkeys(found.own + base.params))
+            annotations = annotations + tuple(a for a in base.annotations if a[0] not in found.own)
+    return Target(path, params=params, file=idx.file, kind=kind, annotations=annotations)
 
 
 @lru_cache(maxsize=1024)

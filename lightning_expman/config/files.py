@@ -4,6 +4,7 @@ after merging, in :mod:`lightning_expman.config.schema`)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ DEFAULT_WORKSPACE = "outputs"
 ENV_KEYS = ("workspace", "verbose", "debug", "trackers")
 EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline")
 TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags")
+MAX_RUNS = 100_000
+"""The most runs (trials x repeats, grids expanded) one config folder may describe: a larger plan
+is refused with a ConfigError (each run is a Lightning fit; a mistyped grid or ``repeat`` of
+billions must fail in milliseconds, not exhaust memory). Split such a study into experiments."""
 STANDARD_PIPELINE = "lightning"
 """``pipeline: lightning`` in experiment.yaml is the standard pipeline (``spec.pipeline is None``)."""
 
@@ -84,6 +89,7 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
             f"must be a non-empty path string, got {short(workspace)}", file=file, key="workspace"
         )
     workspace = os.path.abspath(os.path.expanduser(workspace.strip()))
+    _check_workspace(workspace, file)
     env: dict[str, Any] = {"workspace": workspace}
     for flag in ("verbose", "debug"):
         value = data.get(flag, False)
@@ -118,12 +124,10 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
                 file=file,
                 key=f"{key}.type",
             )
+        _check_tracker(item, kind.strip().lower(), file, key)
         trackers.append({**copy_tree(dict(item)), "type": kind.strip().lower()})
     if db_url is not None:
-        if not isinstance(db_url, str) or "://" not in db_url:
-            raise ConfigError(
-                f"must be a database URL like sqlite:///runs.db, got {short(db_url)}", key="--db"
-            )
+        _check_db_url(db_url, None, "--db")
         dbs = [t for t in trackers if t["type"] == "db"]
         if not dbs:
             trackers.append({"type": "db", "url": db_url})
@@ -133,6 +137,63 @@ def load_env(config_dir: Path, db_url: str | None) -> dict[str, Any]:
 
     env["trackers"] = with_default_db(trackers, workspace)
     return env
+
+
+def _check_workspace(workspace: str, file: str) -> None:
+    """The workspace must be (or be creatable as) a writable folder: checked before anything runs."""
+    path = Path(workspace)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is under {str(existing)!r}, which is a file"
+        raise ConfigError(f"{what}, not a folder (value {workspace!r})", file=file, key="workspace")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write in {str(existing)!r} (permission denied or read-only; value {workspace!r})",
+            file=file,
+            key="workspace",
+        )
+
+
+def _check_tracker(item: Mapping[str, Any], kind: str, file: str, key: str) -> None:
+    """A tracker entry's options against its class's signature (names and annotated types) and a
+    db tracker's URL, before anything is built or written."""
+    from ..tracking.registry import tracker_parameters
+    from .schema import _fits
+
+    params, annotations = tracker_parameters(kind)
+    for option, value in item.items():
+        if option == "type":
+            continue
+        if params is not None and option not in params:
+            valid = list(params)
+            raise ConfigError(
+                f"tracker {kind!r} has no option {option!r}{hint(str(option), valid)}; "
+                f"valid: {', '.join(valid) or '(none)'}",
+                file=file,
+                key=f"{key}.{option}",
+            )
+        annotation = annotations.get(option)
+        if annotation is not None and not _fits(value, annotation):
+            raise ConfigError(f"must be {annotation}, got {short(value)}", file=file, key=f"{key}.{option}")
+    if kind == "db" and item.get("url") is not None:
+        _check_db_url(item["url"], file, f"{key}.url")
+
+
+def _check_db_url(url: Any, file: str | None, key: str) -> None:
+    from ..db.connect import parse_url
+    from ..errors import ExpmanError
+    from ..masking import mask_url
+
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(
+            f"must be a database URL like sqlite:///runs.db, got {short(url)}", file=file, key=key
+        )
+    try:
+        parse_url(url)
+    except ExpmanError as e:
+        raise ConfigError(mask_url(str(e)), file=file, key=key) from None
 
 
 @dataclass
@@ -264,6 +325,7 @@ def load_trials(config_dir: Path) -> list[_RawTrial]:
     if not isinstance(raw, list):
         raise ConfigError(f"must be a list of trials (- name: ...), got {short(raw)}", file=file)
     trials = []
+    total_runs = 0
     for i, item in enumerate(raw):
         at = f"[{i}]"
         if not isinstance(item, Mapping):
@@ -280,6 +342,12 @@ def load_trials(config_dir: Path) -> list[_RawTrial]:
         repeat = item.get("repeat", 1)
         if not _is_int(repeat) or repeat < 1:
             raise ConfigError(f"must be an integer >= 1, got {short(repeat)}", file=file, key=f"{at}.repeat")
+        if repeat > MAX_RUNS:
+            raise ConfigError(
+                f"must be at most {MAX_RUNS:,} (the most runs one experiment may plan), got {repeat:,}",
+                file=file,
+                key=f"{at}.repeat",
+            )
         grid_raw = _mapping_or_none(item.get("grid"), file, f"{at}.grid", "a mapping of dotted keys to lists")
         grid: dict[str, list[Any]] = {}
         grid_parts: dict[str, list[str | int]] = {}
@@ -315,6 +383,15 @@ def load_trials(config_dir: Path) -> list[_RawTrial]:
             grid_parts[key] = parts
             if force:
                 grid_force.add(key)
+        combos = math.prod(len(v) for v in grid.values())
+        total_runs += combos * repeat
+        if total_runs > MAX_RUNS:
+            raise ConfigError(
+                f"the trials up to this one plan {total_runs:,} runs (this one: {combos:,} grid "
+                f"combinations x repeat {repeat}); at most {MAX_RUNS:,} runs per experiment",
+                file=file,
+                key=f"{at}.grid" if grid else f"{at}.repeat",
+            )
         trials.append(
             _RawTrial(
                 index=i,

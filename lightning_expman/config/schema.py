@@ -136,15 +136,102 @@ def validate_seed(settings: Mapping[str, Any], repeat: int) -> int:
 
 def _check_kwargs(path: list[str | int], kwargs: Mapping[str, Any], target_path: str, what: str) -> None:
     target = resolve_target(target_path)
-    if target.error is not None or target.params is None:
+    if target.error is not None:
         return
-    for key in kwargs:
-        if key not in target.params:
-            valid = ", ".join(target.params) or "(none)"
+    if target.params is not None:
+        for key in kwargs:
+            if key not in target.params:
+                valid = ", ".join(target.params) or "(none)"
+                raise SettingsIssue(
+                    [*path, key],
+                    f"unknown argument {key!r} of {what}{hint(str(key), target.params)}; valid: {valid}",
+                )
+    annotations = dict(target.annotations)
+    for key, value in kwargs.items():
+        annotation = annotations.get(key)
+        if annotation is not None and not _fits(value, annotation):
             raise SettingsIssue(
-                [*path, key],
-                f"unknown argument {key!r} of {what}{hint(str(key), target.params)}; valid: {valid}",
+                [*path, key], f"must be {annotation} (the annotation of {what}), got {short(value)}"
             )
+
+
+# Annotation names checked against YAML values; any other name (a class, an enum, a Callable,
+# a type variable) is accepted unchecked: a wrong guess must never refuse a valid config.
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "Path": (str,),
+    "PathLike": (str,),
+    "list": (list,),
+    "List": (list,),
+    "tuple": (list,),
+    "Tuple": (list,),
+    "Sequence": (list,),
+    "Iterable": (list,),
+    "dict": (dict,),
+    "Dict": (dict,),
+    "Mapping": (dict,),
+}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a YAML value can be passed for a parameter annotated ``annotation`` (source text).
+
+    Understood: the builtin scalars (an int is a float; a bool is neither), ``None``, unions
+    (``X | None``, ``Optional``, ``Union``), ``Literal`` and the containers (list/tuple/Sequence,
+    dict/Mapping; their items are not checked). Anything else fits.
+    """
+    import ast
+
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return True
+    return _fits_node(value, node)
+
+
+def _fits_node(value: Any, node: Any) -> bool:
+    import ast
+
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return value is None
+        return _fits(value, node.value) if isinstance(node.value, str) else True  # "quoted" refs
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _fits_node(value, node.left) or _fits_node(value, node.right)
+    if isinstance(node, ast.Subscript):
+        outer = _name(node.value)
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if outer == "Optional":
+            return value is None or _fits_node(value, args[0])
+        if outer == "Union":
+            return any(_fits_node(value, a) for a in args)
+        if outer == "Literal":
+            return any(isinstance(a, ast.Constant) and a.value == value for a in args)
+        if outer == "Annotated":
+            return _fits_node(value, args[0])
+        node = node.value
+    name = _name(node)
+    if name in ("None", "NoneType"):
+        return value is None
+    types = _SIMPLE_TYPES.get(name or "")
+    if types is None:
+        return True
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _name(node: Any) -> str | None:
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
 
 
 def _check_class(path: list[str | int], node: Any, required: bool) -> None:
@@ -171,6 +258,10 @@ def _check_class(path: list[str | int], node: Any, required: bool) -> None:
     target = resolve_target(class_path)
     if target.error is not None:
         raise SettingsIssue([*path, "class_path"], f"{class_path!r} does not resolve: {target.error}")
+    if target.kind == "function":
+        raise SettingsIssue(
+            [*path, "class_path"], f"{class_path!r} is a function, not a class: name the class to instantiate"
+        )
     init_args = node.get("init_args")
     if init_args is None:
         return

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..masking import MASK, is_secret_key, mask_secrets, mask_url
+from ..masking import MASK, is_secret_key, mask_secrets, mask_url, remember_secrets
 from ._util import copy_tree, format_key
 
 if TYPE_CHECKING:
@@ -266,6 +266,16 @@ class ExperimentSpec:
         self._env: DictConfig | None = None
         self._settings: DictConfig | None = None
         self.config_hash = stable_hash({"pipeline": pipeline, "trials": [t.config_hash for t in trials]})
+        self._remember_secrets()
+
+    def _remember_secrets(self) -> None:
+        # Resolved values too (a secret read with ${oc.env:...} is known only now), in every process
+        # holding the spec: spawned workers unpickle it (see __setstate__).
+        remember_secrets([self._env_data, self._settings_data, *(t._data for t in self.trials)])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._remember_secrets()
 
     @property
     def env(self) -> DictConfig:

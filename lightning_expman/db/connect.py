@@ -271,6 +271,27 @@ def _sqlite(url: DatabaseURL) -> pw.SqliteDatabase:
     )
 
 
+def _sqlite_read_only(url: DatabaseURL) -> pw.SqliteDatabase:
+    """A SQLite file opened for reading only: no journal-mode switch, no schema, ``query_only``;
+    the file (empty, foreign or ours) stays byte for byte the same and no file is created.
+
+    While a writer is connected (its ``-wal`` file exists) the file is opened ``mode=ro`` and
+    shares the writer's WAL index, so the reader sees every committed row. Without a ``-wal``
+    file nobody is writing: the file is opened ``immutable=1``, which needs no ``-shm``/``-wal``
+    files (``mode=ro`` on a WAL database would create both and leave them behind).
+    """
+    path = Path(url.database).expanduser().resolve()
+    if not path.is_file():
+        raise ConnectionError(f"no SQLite database file at {str(path)!r} (from {url.render()})")
+    live = Path(f"{path}-wal").exists()
+    return pw.SqliteDatabase(
+        f"{path.as_uri()}?{'mode=ro' if live else 'immutable=1'}",
+        uri=True,
+        pragmas={"busy_timeout": SQLITE_BUSY_TIMEOUT_MS, "query_only": 1},
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    )
+
+
 def _mysql(url: DatabaseURL) -> pw.MySQLDatabase:
     extra: dict[str, Any] = {k: v for k, v in url.params.items() if k not in ("charset",)}
     return pw.MySQLDatabase(
@@ -303,7 +324,16 @@ def _postgresql(url: DatabaseURL) -> pw.PostgresqlDatabase:
 _FACTORIES = {"sqlite": _sqlite, "mysql": _mysql, "postgresql": _postgresql}
 
 
-def open_database(url: str | DatabaseURL) -> pw.Database:
+def _make_read_only(db: pw.Database, backend: str) -> None:
+    """Make the session refuse writes (a guarantee on top of read commands issuing none)."""
+    if backend == "mysql":
+        db.execute_sql("SET SESSION TRANSACTION READ ONLY")
+    elif backend == "postgresql":
+        db.execute_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        db.commit()
+
+
+def open_database(url: str | DatabaseURL, *, read_only: bool = False) -> pw.Database:
     """Open (and connect to) the database at ``url`` with this project's per-backend settings.
 
     SQLite: WAL journal, 30 s busy timeout, ``synchronous=NORMAL``, foreign keys on, ``BEGIN
@@ -312,8 +342,14 @@ def open_database(url: str | DatabaseURL) -> pw.Database:
     use in each thread; this function connects the calling thread right away so that a bad URL
     fails here, with a clear message.
 
+    With ``read_only=True`` (the read commands: ``expman ls/show/export/report``) nothing is
+    created or altered: a SQLite file must exist and is opened ``mode=ro`` without the WAL switch
+    (an empty or foreign file stays byte for byte the same); MySQL/PostgreSQL sessions are set
+    read-only.
+
     Args:
         url: a database URL or :class:`DatabaseURL`.
+        read_only: open for reading only (see above).
 
     Returns:
         A connected ``peewee.Database`` (not yet bound to the models; see ``DatabaseManager``).
@@ -331,9 +367,17 @@ def open_database(url: str | DatabaseURL) -> pw.Database:
         True
     """
     parsed = parse_url(url)
+    memory = parsed.database == ":memory:" or parsed.params.get("mode") == "memory"
     try:
-        db = _FACTORIES[parsed.backend](parsed)
+        if read_only and parsed.backend == "sqlite" and not memory:
+            db = _sqlite_read_only(parsed)
+        else:
+            db = _FACTORIES[parsed.backend](parsed)
         db.connect()
+        if read_only:
+            _make_read_only(db, parsed.backend)
+    except ConnectionError:  # ours, already one clear line
+        raise
     except pw.ImproperlyConfigured as e:
         extra = "postgres" if parsed.backend == "postgresql" else "mysql"
         raise ConnectionError(

@@ -16,7 +16,7 @@ from typing import Any
 import peewee as pw
 
 from ..enums import RunStatus
-from ..masking import mask_url
+from ..masking import mask_text
 from . import models as m
 from .base import ManagerBase
 from .clock import db_clock
@@ -140,7 +140,7 @@ class RunLifecycle(ManagerBase):
                 m.TrialRun.heartbeat: db_clock(self._backend),
             }
             if error is not None:
-                values[m.TrialRun.error] = mask_url(str(error))
+                values[m.TrialRun.error] = mask_text(str(error))
             if stop_epoch is not None:
                 values[m.TrialRun.stop_epoch] = stop_epoch
             if owner is not None:

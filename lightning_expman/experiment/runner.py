@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config._util import to_plain
 from ..enums import Level, RunStatus
+from ..masking import mask_text
 from ..progress import ProgressTracker
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .claims import ClaimOptions, GridState, _GridClaims
@@ -253,7 +254,7 @@ class _Runner:
                 status = RunStatus.FAILED  # a StopIteration escaping a pipeline is a bug, not early stopping
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 interrupt = e
-            error = f"{type(e).__name__}: {e}"
+            error = mask_text(f"{type(e).__name__}: {e}")
             pipeline = self._pipeline
             logger = getattr(pipeline, "env", None) or self._trial_env or self.exp_env
             _logger_of(logger).error(

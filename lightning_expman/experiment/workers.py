@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..enums import RunStatus
 from ..errors import ExpmanError
+from ..masking import MaskingStream
 from .claims import ClaimOptions
 from .executors import Batch, Outcome
 from .logs import _quiet_lightning
@@ -60,6 +61,8 @@ def _worker_main(
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # The worker's console is the launcher's: masked like it (the spec brought its secrets along).
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)
     status = RunStatus.COMPLETED
     quiet = contextlib.ExitStack()
     runner: _Runner | None = None

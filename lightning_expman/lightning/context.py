@@ -20,9 +20,11 @@ import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ..masking import mask_secrets, remember_secrets
 
 __all__ = [
     "collect_context",
@@ -30,6 +32,7 @@ __all__ = [
     "jsonable",
     "module_hparams",
     "resolve_seed",
+    "safe_params",
     "write_model_summary",
 ]
 
@@ -101,7 +104,9 @@ def jsonable(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    ):  # OmegaConf's ListConfig is a Sequence, not a list
         return [jsonable(v) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # 0-d tensor / numpy scalar
         return value.item()
@@ -111,13 +116,24 @@ def jsonable(value: Any) -> Any:
 
 
 def module_hparams(pl_module: Any = None, datamodule: Any = None) -> dict[str, Any]:
-    """The hyperparameters saved with ``save_hyperparameters`` on the module and datamodule."""
+    """The hyperparameters saved with ``save_hyperparameters`` on the module and datamodule.
+
+    Secrets are masked (:mod:`lightning_expman.masking`) and remembered, so that the same value
+    logged under another name later is masked too.
+    """
     params: dict[str, Any] = {}
     for obj in (datamodule, pl_module):  # the module wins on a clash, as in Lightning's merge
         hp = getattr(obj, "hparams_initial", None) if obj is not None else None
         if hp:
             params.update({k: v for k, v in dict(hp).items() if k != "_class_path"})
-    return jsonable(params)
+    return safe_params(params)
+
+
+def safe_params(params: Any) -> Any:
+    """``params`` JSON-able (:func:`jsonable`), secrets remembered and masked: what trackers get."""
+    plain = jsonable(params)
+    remember_secrets(plain)
+    return mask_secrets(plain)
 
 
 def collect_context(
@@ -152,7 +168,7 @@ def collect_context(
         ctx["hparams"] = jsonable(hparams)
     if extra:
         ctx.update(jsonable(extra))
-    return ctx
+    return mask_secrets(ctx)  # argv may hold ``--db URL`` or ``--set api_key=...``
 
 
 def _version(module: str) -> str | None:

@@ -21,7 +21,25 @@ Run lifecycle. The TRIAL_RUN opens when a fit starts. When the fit ends its stat
 and written to the database at once, but the run stays open so that a following
 ``trainer.test()`` lands in the same run's RESULTS. It is closed by the next fit, by
 :meth:`ExpmanLogger.close` (or a ``finalize`` call outside a running Trainer), or at process
-exit. A failed or interrupted fit closes it immediately. Only global rank zero writes.
+exit. A failed or interrupted fit closes it immediately. Only global rank zero writes. After
+every ``finalize`` (the end of each ``fit`` / ``test`` / ``validate``) the database writer thread
+is joined: nothing of the logger runs between stages (the next value starts it again).
+
+What a crash can lose. Values are buffered and written by a background thread at every epoch
+end and at least every ``flush_interval`` (1 s by default, see
+:class:`~lightning_expman.tracking.db.DBTracker`); Ctrl-C, SIGTERM, exceptions and a normal
+exit flush everything. A process killed with SIGKILL (or the OOM killer) cannot flush: it loses
+at most the values logged in its last ``flush_interval`` seconds (and the current epoch's
+values not yet flushed), and its run keeps the status RUNNING until its heartbeat goes stale.
+
+Names and paths. ``name`` (the folder under ``save_dir``) and a string ``version`` are made
+safe as the runner does (:func:`~lightning_expman.workspace.safe_name`): ``experiment="../x"``,
+an absolute name or ``version="../x"`` never write outside ``save_dir``; the EXPERIMENT row keeps
+the name as given. Checkpoints saved to fsspec URLs (``memory://``, ``s3://``) are recorded with
+their URL.
+
+Secrets. Hyperparameters are masked (:mod:`lightning_expman.masking`) before any tracker sees
+them; the checkpoints Lightning writes keep the model's own ``hyper_parameters``.
 
 How phases are known. Lightning hands a logger only metric dicts and step numbers. When it hands
 the logger the Trainer (Lightning reads ``logger.experiment`` in ``_call_setup_hook`` with the
@@ -51,7 +69,7 @@ import os
 import sys
 import weakref
 from argparse import Namespace
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +82,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
 from ..enums import Level, RunStatus
+from ..masking import mask_text
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
-from .context import collect_context, jsonable, module_hparams, resolve_seed, write_model_summary
+from ..workspace import safe_name
+from .context import collect_context, module_hparams, resolve_seed, safe_params, write_model_summary
 
 __all__ = ["ExpmanLogger"]
 
@@ -78,7 +98,10 @@ class ExpmanLogger(Logger):
     """Record Lightning fits into the experiment hierarchy (see the module docstring).
 
     Args:
-        experiment: the EXPERIMENT name (also the logger's ``name``).
+        experiment: the EXPERIMENT name. The logger's ``name`` (the folder under ``save_dir``) is
+            this name made safe as the runner does (:func:`~lightning_expman.workspace.safe_name`:
+            ``"../x"`` or an absolute path never leaves ``save_dir``); ``None`` or ``""``: no
+            folder level (``save_dir/version_N``, like CSVLogger) and the EXPERIMENT ``default``.
         trial: the TRIAL name.
         db: database URL; default ``sqlite:///<save_dir>/expman.db``.
         save_dir: root folder of logs, artifacts and the default database.
@@ -89,8 +112,9 @@ class ExpmanLogger(Logger):
             are ignored).
         run_info: keyword arguments of the TRIAL_RUN ``on_create`` (``repeat_idx``, ``seed``,
             ``config``, ``context``, ``tags``, ``workdir``).
-        version: the log folder version (default: the next free ``version_N`` under
-            ``save_dir/experiment``, as CSVLogger does).
+        version: the log folder version: an int ``N`` (folder ``version_N``) or a folder name
+            (made safe like ``experiment``); default: the next free ``N`` under ``save_dir/name``,
+            as CSVLogger does.
         attach_hooks: attach :class:`LevelHooks` to the trainer when the logger can find it.
         stale_after: the run's lease in seconds (default 120): a heartbeat thread renews it; a
             run whose process dies is shown LOST once it is silent this long (at once to a later
@@ -109,7 +133,7 @@ class ExpmanLogger(Logger):
 
     def __init__(
         self,
-        experiment: str = "default",
+        experiment: str | None = "default",
         trial: str = "default",
         db: str | None = None,
         save_dir: str | os.PathLike[str] = "expman_runs",
@@ -123,7 +147,9 @@ class ExpmanLogger(Logger):
     ) -> None:
         super().__init__()
         self._stale_after = stale_after
-        self._experiment_name = str(experiment)
+        # None / "" : like CSVLogger's ``name=None``, no folder level; the EXPERIMENT row is "default".
+        self._experiment_name = str(experiment) if experiment not in (None, "") else "default"
+        self._folder_name = safe_name(experiment) if experiment not in (None, "") else ""
         self._trial_name = str(trial)
         self._db_url = db
         self._save_dir = os.fspath(save_dir)
@@ -165,25 +191,28 @@ class ExpmanLogger(Logger):
     @property
     @override
     def name(self) -> str:
-        """The experiment name (the folder under ``save_dir``)."""
-        return self._experiment_name
+        """The experiment's folder under ``save_dir`` (the experiment name made safe; may be ``""``)."""
+        return self._folder_name
 
     @property
     @override
     def version(self) -> int | str:
-        """``version_N``: the next free one under ``save_dir/name`` (computed once, like CSVLogger)."""
+        """``N`` of ``version_N``: the next free one under ``save_dir/name`` (computed once, like
+        CSVLogger), or the folder name given as ``version=`` (made safe)."""
         if self._version is None:
             self._version = self._next_version()
+        elif isinstance(self._version, str):
+            self._version = safe_name(self._version)
         return self._version
 
-    def _next_version(self) -> str:
-        root = Path(self._save_dir) / self.name
+    def _next_version(self) -> int:
+        root = Path(self.root_dir)
         existing = []
         if root.is_dir():
             for entry in root.iterdir():
                 if entry.is_dir() and entry.name.startswith("version_") and entry.name[8:].isdigit():
                     existing.append(int(entry.name[8:]))
-        return f"version_{max(existing) + 1 if existing else 0}"
+        return max(existing) + 1 if existing else 0
 
     @property
     @override
@@ -193,7 +222,7 @@ class ExpmanLogger(Logger):
     @property
     @override
     def root_dir(self) -> str:
-        return os.path.join(self._save_dir, self.name)
+        return os.path.join(self._save_dir, self.name) if self.name else self._save_dir
 
     @property
     @override
@@ -298,7 +327,9 @@ class ExpmanLogger(Logger):
         # first-out, so import it first: ours (registered after) ends the run before that flush.
         import lightning_expman.db.writer  # noqa: F401
 
-        atexit.register(_close_at_exit, weakref.ref(self))
+        # One callable, no extra arguments: tools that replace atexit.register (test suites)
+        # often accept only ``register(func)``.
+        atexit.register(_closer_at_exit(weakref.ref(self)))
         self._atexit_registered = True
 
     def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None) -> None:
@@ -371,6 +402,11 @@ class ExpmanLogger(Logger):
             db.manager.finish_trial_run(
                 run, self.status.value, error=self._error, stop_epoch=self._stop_epoch
             )
+        from ..tracking.mlflow import MLflowTracker
+
+        mlflow = self.manager.get(MLflowTracker)
+        if mlflow is not None and self.status is not None:
+            mlflow.settle(self.status, error=self._error, stop_epoch=self._stop_epoch)
 
     def _end_run(self, status: RunStatus | None = None, error: str | None = None) -> None:
         """End the open TRIAL_RUN with ``status`` (default: the settled one, else ABORTED)."""
@@ -395,7 +431,9 @@ class ExpmanLogger(Logger):
         status = status_for_exception(exc) if exc is not None else RunStatus.FAILED
         if status is RunStatus.STOPPED:
             status = RunStatus.FAILED
-        error = f"{type(exc).__name__}: {exc}" if exc is not None else "failed (no exception available)"
+        error = "failed (no exception available)"
+        if exc is not None:
+            error = mask_text(f"{type(exc).__name__}: {exc}")
         if self._run_open:
             self._stop_epoch = None
             self._end_run(status, error)
@@ -418,9 +456,19 @@ class ExpmanLogger(Logger):
         manager.on_start(Level.PIPELINE)
         self._pipelines.append(stage)
         if stage == "fit":
-            path = write_model_summary(pl_module, os.path.join(self.artifact_dir, "model_summary.txt"))
+            path = write_model_summary(pl_module, self._free_path("model_summary", ".txt"))
             if path is not None:
                 manager.on_add_artifact(Level.TRIAL_RUN, path, "model_summary")
+
+    def _free_path(self, stem: str, suffix: str) -> str:
+        """``artifact_dir/stem.suffix``, or ``stem-2.suffix``... when an earlier fit of this logger
+        (same log_dir) wrote that file: each run's artifact stays what it was."""
+        path = os.path.join(self.artifact_dir, stem + suffix)
+        n = 1
+        while os.path.exists(path):
+            n += 1
+            path = os.path.join(self.artifact_dir, f"{stem}-{n}{suffix}")
+        return path
 
     def _on_pipeline_end(self, stage: str, trainer: pl.Trainer) -> None:
         if not self._run_open:
@@ -470,7 +518,7 @@ class ExpmanLogger(Logger):
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
         """Record ``save_hyperparameters`` values as the open run's params (each key once per run)."""
-        values = jsonable(_convert_params(params))
+        values = safe_params(_convert_params(params))
         if not values:
             return
         if self._run_open and self._settled and self._stage != "fit":
@@ -527,23 +575,34 @@ class ExpmanLogger(Logger):
             return
         if self._run_open:
             self._reconcile_checkpoints()
-        if status != "success":
-            self._fail(self._exception or sys.exc_info()[1])
+        try:
+            if status != "success":
+                self._fail(self._exception or sys.exc_info()[1])
+                self.manager.flush()
+                return
+            trainer = self._trainer()
+            in_teardown = trainer is not None and trainer.state.status == "running"
+            if self._run_open and not in_teardown and (self._hooked or self._fb_fit_done):
+                self._end_run()
+            elif self._run_open:
+                if not self._hooked:
+                    self._fb_fit_done = True
+                    self._fallback_resolve_epoch()
+                if not self._settled:
+                    self._settle(RunStatus.COMPLETED)
+                self._write_status_now()
+                return
             self.manager.flush()
-            return
-        trainer = self._trainer()
-        in_teardown = trainer is not None and trainer.state.status == "running"
-        if self._run_open and not in_teardown and (self._hooked or self._fb_fit_done):
-            self._end_run()
-        elif self._run_open:
-            if not self._hooked:
-                self._fb_fit_done = True
-                self._fallback_resolve_epoch()
-            if not self._settled:
-                self._settle(RunStatus.COMPLETED)
-            self._write_status_now()
-            return
-        self.manager.flush()
+        finally:
+            self._stop_writer()
+
+    def _stop_writer(self) -> None:
+        """Join the database writer thread after each stage: nothing of ours runs between
+        ``fit``/``test`` calls or after the last one (the next write starts it again)."""
+        if self._external_manager is None:
+            db = self._db_tracker()
+            if db is not None:
+                db.close()
 
     @override
     @rank_zero_only
@@ -569,7 +628,7 @@ class ExpmanLogger(Logger):
         ]
         epoch = self._epoch if self._hooked else self._fb_epoch
         for path in candidates:
-            if not path or path in self._ckpt_epochs or not os.path.isfile(path):
+            if not path or path in self._ckpt_epochs or not _is_file(path):
                 continue
             self._ckpt_epochs[path] = epoch
             self.manager.on_checkpoint(
@@ -582,7 +641,7 @@ class ExpmanLogger(Logger):
         Lightning's ModelCheckpoint has no public hook for the files it deletes (top-k rotation,
         a replaced best or last file), so the recorded paths are compared with the disk.
         """
-        gone = [path for path in self._ckpt_epochs if not os.path.isfile(path)]
+        gone = [path for path in self._ckpt_epochs if not _is_file(path)]
         for path in gone:
             self._forget_checkpoint(path)
 
@@ -599,7 +658,7 @@ class ExpmanLogger(Logger):
         or at fit end. A path that still exists (or was never recorded) is ignored.
         """
         path = os.fspath(path)
-        if self._run_open and path in self._ckpt_epochs and not os.path.isfile(path):
+        if self._run_open and path in self._ckpt_epochs and not _is_file(path):
             self._forget_checkpoint(path)
 
     def _record_best_checkpoints(self, trainer: pl.Trainer | None) -> None:
@@ -608,7 +667,7 @@ class ExpmanLogger(Logger):
             callbacks += [cb for cb in trainer.checkpoint_callbacks if cb not in callbacks]
         for cb in callbacks:
             best = getattr(cb, "best_model_path", "")
-            if best and os.path.isfile(best):
+            if best and _is_file(best):
                 epoch = self._ckpt_epochs.get(best, self._epoch)
                 self.manager.on_checkpoint(None, best, _checkpoint_metrics(cb, best), epoch=epoch, best=True)
 
@@ -648,10 +707,19 @@ class ExpmanLogger(Logger):
         """End the open run; in drop-in mode also end TRIAL/EXPERIMENT and close the trackers.
 
         In runner mode (``tracker_manager`` given) only the run is ended: the runner owns the rest.
-        Safe to call several times; the next fit reopens everything.
+        Safe to call several times; the next fit reopens everything. A run used without a Trainer
+        (``log_metrics`` ... ``close()``) ends COMPLETED; one whose fit is still running (or one
+        left open at process exit) ends ABORTED. Every thread the logger started is joined.
         """
+        self._close(explicit=True)
+
+    def _close(self, explicit: bool) -> None:
         if rank_zero_only.rank > 0 or self._manager is None:
             return
+        if explicit and self._run_open and not self._settled:
+            trainer = self._trainer()
+            if trainer is None or trainer.state.status != "running":
+                self._settle(RunStatus.COMPLETED)
         manager = self.manager
         try:
             self._end_run()
@@ -721,6 +789,20 @@ class ExpmanLogger(Logger):
                     manager.track_dict({name: value}, step, level=Level.BATCH, epoch=self._fb_epoch)
 
 
+def _is_file(path: str) -> bool:
+    """Whether a checkpoint file exists: local paths, and fsspec URLs (``memory://``, ``s3://``...)
+    through the file system Lightning itself saved them with."""
+    if "://" not in path:
+        return os.path.isfile(path)
+    from lightning.fabric.utilities.cloud_io import get_filesystem
+
+    try:
+        return bool(get_filesystem(path).isfile(path))
+    except Exception:  # an unreachable store: the checkpoint is not recorded, the fit goes on
+        log.debug("ExpmanLogger: cannot check checkpoint %s", path, exc_info=True)
+        return False
+
+
 def _checkpoint_metrics(cb: ModelCheckpoint, path: str) -> dict[str, float] | None:
     score = cb.best_k_models.get(path)
     if cb.monitor and score is not None:
@@ -741,12 +823,16 @@ def _trainer_in_caller_frames(depth: int = 6) -> pl.Trainer | None:
     return None
 
 
-def _close_at_exit(ref: weakref.ReferenceType[ExpmanLogger]) -> None:
-    """atexit: end a run still open (settled status, else ABORTED) and flush everything."""
-    logger = ref()
-    if logger is None or logger._manager is None:
-        return
-    try:
-        logger.close()
-    except Exception as e:  # never turn a clean exit into a traceback
-        log.error("ExpmanLogger: closing at exit failed: %s", e)
+def _closer_at_exit(ref: weakref.ReferenceType[ExpmanLogger]) -> Callable[[], None]:
+    """The atexit handler of one logger: end a run still open (settled status, else ABORTED)."""
+
+    def close_at_exit() -> None:
+        logger = ref()
+        if logger is None or logger._manager is None:
+            return
+        try:
+            logger._close(explicit=False)
+        except Exception as e:  # never turn a clean exit into a traceback
+            log.error("ExpmanLogger: closing at exit failed: %s", e)
+
+    return close_at_exit

@@ -71,12 +71,15 @@ __all__ = [
 
 
 class Query(AggregateQueries):
-    """Read-only access to an expman database.
+    """Access to an expman database for reading (and tagging: :meth:`set_tags`).
 
     Args:
         source: a database URL (``sqlite:///expman_runs/expman.db``, ``mysql://...``,
             ``postgresql://...``), a :class:`~lightning_expman.db.DatabaseManager`, or an open
             peewee ``Database``.
+        read_only: open a URL for reading only: nothing in the database (or, for SQLite, the
+            file) can be created or changed; :meth:`set_tags` then fails. The ``expman`` read
+            commands and reports use this.
 
     Every query is executed on this object's database explicitly, so several ``Query`` objects on
     different databases can live in one process.

@@ -18,8 +18,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["QueryBase"]
 
 
-def _open(source: Any) -> tuple[pw.Database, str]:
-    """A peewee Database (and a printable name) from a URL, a DatabaseManager or a Database."""
+def _open(source: Any, read_only: bool = False) -> tuple[pw.Database, str]:
+    """A peewee Database (and a printable name) from a URL, a DatabaseManager or a Database.
+
+    ``read_only`` applies to a URL (see :func:`~lightning_expman.db.connect.open_database`).
+    """
     if isinstance(source, pw.Database):
         return source, type(source).__name__
     db = getattr(source, "database", None) or getattr(source, "db", None)
@@ -39,14 +42,14 @@ def _open(source: Any) -> tuple[pw.Database, str]:
             raise ConnectionError(
                 f"no expman database at {path} (from --db {shown}); run an experiment first or pass --db URL"
             )
-    return open_database(url), shown
+    return open_database(url, read_only=read_only), shown
 
 
 class QueryBase:
     """Holds the database (``db``), its printable ``name`` and the models (``m``); see :class:`Query`."""
 
-    def __init__(self, source: Any) -> None:
-        self.db, self.name = _open(source)
+    def __init__(self, source: Any, *, read_only: bool = False) -> None:
+        self.db, self.name = _open(source, read_only)
         # A Database or DatabaseManager passed in belongs to the caller: close() leaves it open.
         self._owned = isinstance(source, str | Path)
         from ..db import models

@@ -65,13 +65,17 @@ class Table:
 
         Raises:
             QueryError: unknown format, or pyarrow missing for Parquet (naming the extra).
+            ConfigError: ``path`` is empty or a folder (nothing is written).
+            OSError: the file cannot be written; no half-written file is left behind.
         """
-        path = Path(path)
+        from .output import check_output_path, output_file
+
+        path = check_output_path(path)
         fmt = (format or _format_from_suffix(path)).lower()
         if fmt not in _EXPORT_FORMATS:
             raise QueryError(f"unknown export format {fmt!r}; valid: {', '.join(_EXPORT_FORMATS)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        getattr(self, f"_write_{fmt}")(path)
+        with output_file(path) as tmp:
+            getattr(self, f"_write_{fmt}")(tmp)
         return path
 
     def _write_csv(self, path: Path) -> None:

@@ -188,8 +188,15 @@ class Page:
         )
 
     def write(self, path: str | Path) -> Path:
-        """Write the page to ``path`` (parent folders created); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render(), encoding="utf-8")
-        return path
+        """Write the page to ``path`` (parent folders created, written atomically); returns the path.
+
+        Raises:
+            ConfigError: ``path`` is empty or a folder (nothing is written).
+            OSError: the file cannot be written (no space, permission...).
+        """
+        from ..query.output import output_file
+
+        html = self.render()
+        with output_file(path, example="report.html") as tmp:
+            tmp.write_text(html, encoding="utf-8")
+        return Path(path)

@@ -38,7 +38,7 @@ class ExperimentReporter:
             from .._state import default_db_url
 
             source = default_db_url()
-        self.query = Query(source)
+        self.query = Query(source, read_only=True)  # a report never writes
 
     def close(self) -> None:
         self.query.close()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..enums import Level, RunStatus
+from ..masking import mask_secrets, mask_text
 from .base import Tracker
 
 __all__ = ["LogTracker"]
@@ -103,7 +104,7 @@ class LogTracker(Tracker):
             path = self._paths[owner]
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = self._files[owner] = path.open("a", encoding="utf-8")
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} | {text}\n"
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} | {mask_text(text)}\n"
         handle.write(line)
         if self.verbose and console:
             sys.stderr.write(line)
@@ -200,7 +201,7 @@ class LogTracker(Tracker):
     def log_params(self, params: Mapping[str, Any]) -> None:
         from .db import flatten_params
 
-        self._write(Level.TRIAL_RUN, f"params: {_pairs(flatten_params(params))}")
+        self._write(Level.TRIAL_RUN, f"params: {_pairs(flatten_params(mask_secrets(params)))}")
 
     def on_add_artifact(
         self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any

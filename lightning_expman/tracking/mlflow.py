@@ -28,10 +28,11 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..enums import Level, RunStatus
 from ..errors import ConfigError
+from ..masking import mask_secrets, mask_text
 from .base import Tracker
 from .db import flatten_params
 
@@ -79,7 +80,7 @@ def _import_mlflow() -> Any:
 
 
 def _clip(text: Any, limit: int) -> str:
-    text = str(text)
+    text = mask_text(str(text))  # every tag and param value MLflow stores goes through here
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -112,7 +113,7 @@ class MLflowTracker(Tracker):
         *,
         workspace: str | Path | None = None,
         artifact_location: str | None = None,
-        log_checkpoints: bool | str = True,
+        log_checkpoints: bool | Literal["all"] = True,
         synchronous: bool = False,
     ) -> None:
         if log_checkpoints not in (True, False, "all"):
@@ -140,6 +141,7 @@ class MLflowTracker(Tracker):
         self._operations: list[Any] = []  # RunOperations of async log_batch calls
         self._uploaded: set[str] = set()  # checkpoint files uploaded to the open run
         self._pending: dict[str, None] = {}  # checkpoints to upload at run end (ordered set)
+        self._params: dict[str, dict[str, str]] = {}  # run id -> params sent to it
 
     # ------------------------------------------------------------------ lazy client
 
@@ -265,13 +267,8 @@ class MLflowTracker(Tracker):
                 self.flush()
             finally:
                 self.run_id = None
-                client = self.client
-                client.set_tag(run_id, TAG_STATUS, status.value)
-                if kwargs.get("error"):
-                    client.set_tag(run_id, TAG_ERROR, _clip(kwargs["error"], _MAX_TAG_VALUE))
-                if kwargs.get("stop_epoch") is not None:
-                    client.set_tag(run_id, "expman.stop_epoch", str(kwargs["stop_epoch"]))
-                client.set_terminated(run_id, mlflow_status(status))
+                self._params.pop(run_id, None)
+                self._terminate(run_id, status, kwargs.get("error"), kwargs.get("stop_epoch"))
         elif level is Level.TRIAL and self.parent_run_id is not None:
             run_id, self.parent_run_id = self.parent_run_id, None
             self.flush()
@@ -279,6 +276,29 @@ class MLflowTracker(Tracker):
             self.client.set_terminated(run_id, mlflow_status(status))
         elif level is Level.EXPERIMENT:
             self.flush()
+
+    def settle(
+        self, status: RunStatus | str, error: str | None = None, stop_epoch: int | None = None
+    ) -> None:
+        """End the open child run in MLflow now, with its final status, while it stays open here.
+
+        The drop-in logger calls this when ``fit`` returns: MLflow shows the run FINISHED at
+        once, and a following ``trainer.test()`` still logs its results to the same run (MLflow
+        accepts values on a terminated run; the run's end at close records the end time again).
+        """
+        if self.run_id is not None:
+            self._upload_pending()
+            self.flush()
+            self._terminate(self.run_id, RunStatus.parse(status), error, stop_epoch)
+
+    def _terminate(self, run_id: str, status: RunStatus, error: str | None, stop_epoch: int | None) -> None:
+        client = self.client
+        client.set_tag(run_id, TAG_STATUS, status.value)
+        if error:
+            client.set_tag(run_id, TAG_ERROR, _clip(error, _MAX_TAG_VALUE))
+        if stop_epoch is not None:
+            client.set_tag(run_id, "expman.stop_epoch", str(stop_epoch))
+        client.set_terminated(run_id, mlflow_status(status))
 
     # ------------------------------------------------------------------ metrics / params
 
@@ -333,7 +353,9 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Metric
 
         value = float("nan") if value is None else float(value)
-        return Metric(_clip(name, _MAX_KEY), value, int(time.time() * 1000), int(step))
+        # A metric name is not masked (hot path: every logged value); tags and params are.
+        key = name if len(name) <= _MAX_KEY else name[: _MAX_KEY - 3] + "..."
+        return Metric(key, value, int(time.time() * 1000), int(step))
 
     def _log_batch(self, run_id: str, metrics: list[Any]) -> None:
         for i in range(0, len(metrics), _BATCH):
@@ -362,14 +384,25 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param
         from mlflow.exceptions import MlflowException
 
-        flat = flatten_params(params)
-        entities = [Param(_clip(k, _MAX_KEY), _clip(v, _MAX_PARAM_VALUE)) for k, v in flat.items()]
+        flat = flatten_params(mask_secrets(params))
+        logged = self._params.setdefault(run_id, {})
+        entities = []
+        for key, value in flat.items():
+            param = Param(_clip(key, _MAX_KEY), _clip(value, _MAX_PARAM_VALUE))
+            if param.key in logged:
+                # MLflow params are immutable: keep the first value (e.g. the run config's seed
+                # when a datamodule's hparams also hold a "seed"); the database keeps the latest.
+                if logged[param.key] != param.value:
+                    log.debug("MLflowTracker: param %s already %r, not changed", param.key, logged[param.key])
+                continue
+            logged[param.key] = param.value
+            entities.append(param)
         for i in range(0, len(entities), _PARAMS_PER_BATCH):
             try:
                 self.client.log_batch(run_id, params=entities[i : i + _PARAMS_PER_BATCH], synchronous=True)
             except MlflowException as e:
                 # MLflow params are immutable: a re-logged key with a new value is refused.
-                log.warning("MLflowTracker: some params not logged: %s", str(e).splitlines()[0])
+                log.warning("MLflowTracker: some params not logged: %s", mask_text(str(e).splitlines()[0]))
 
     # ------------------------------------------------------------------ artifacts
 

@@ -29,7 +29,13 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Tracker
 
-__all__ = ["BUILTIN_TRACKERS", "build_tracker", "register_tracker", "registered_trackers"]
+__all__ = [
+    "BUILTIN_TRACKERS",
+    "build_tracker",
+    "register_tracker",
+    "registered_trackers",
+    "tracker_parameters",
+]
 
 TrackerFactory = type[Tracker] | Callable[..., Tracker] | str
 
@@ -88,6 +94,28 @@ def _resolve(name: str, factory: TrackerFactory) -> Callable[..., Tracker]:
         raise ConfigError(f"tracker type {name!r}: module {module_name!r} has no {attr!r}") from e
     _REGISTRY[name] = resolved
     return resolved
+
+
+def tracker_parameters(name: str) -> tuple[tuple[str, ...] | None, dict[str, str]]:
+    """The keyword parameters of tracker type ``name`` (None: it takes ``**kwargs``) and their
+    annotations as text, read from its signature without building a tracker (config validation).
+
+    Raises:
+        ConfigError: unknown type, or its module cannot be imported.
+    """
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown tracker type {name!r}; valid types: {', '.join(registered_trackers())}")
+    factory = _resolve(key, _REGISTRY[key])
+    accepted, var_kw = _accepted(factory)
+    annotations: dict[str, str] = {}
+    try:
+        for p in inspect.signature(factory).parameters.values():
+            if p.annotation is not p.empty:
+                annotations[p.name] = p.annotation if isinstance(p.annotation, str) else p.annotation.__name__
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return (None if var_kw else tuple(sorted(accepted))), annotations
 
 
 def _accepted(factory: Callable[..., Any]) -> tuple[set[str], bool]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..enums import Level, RunStatus
+from ..masking import mask_secrets
 from .base import Tracker
 from .db import flatten_params
 
@@ -116,7 +117,7 @@ class TensorBoardTracker(Tracker):
         self._final = {}
         self._hparams = {k: kwargs[k] for k in ("repeat_idx", "seed") if kwargs.get(k) is not None}
         if kwargs.get("config"):
-            self._hparams.update(flatten_params(kwargs["config"]))
+            self._hparams.update(flatten_params(mask_secrets(kwargs["config"])))
 
     def on_end(self, level: Level, **kwargs: Any) -> None:
         level = Level(level)
@@ -186,7 +187,7 @@ class TensorBoardTracker(Tracker):
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Remember params for the run's hparams entry (written at the run's end)."""
-        self._hparams.update(flatten_params(params))
+        self._hparams.update(flatten_params(mask_secrets(params)))
 
     # ------------------------------------------------------------------ flush / close
 

@@ -1,0 +1,67 @@
+"""``ddp_spawn`` with 2 CPU processes, as Lightning's own logger suite runs every logger
+(``test_logger_initialization``): rank zero gets the real experiment, other ranks a dummy, and
+only rank zero writes. Two known gaps are pinned as strict xfails (they fail loudly once fixed):
+the main process does not learn the run id / status of a fit that ran in spawned workers, and a
+``trainer.test()`` after such a fit becomes a second run (see the issue 13 report)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightning_expman.db import models as m
+from tests.test_lightning_logger import query
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_spawn_fit.py"
+
+
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory) -> tuple[str, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("spawn")
+    url = f"sqlite:///{root / 'expman.db'}"
+    env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("LOCAL_RANK", None)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), url, str(root / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=root,
+    )
+    return url, proc
+
+
+@pytest.mark.slow
+def test_ddp_spawn_rank_zero_writes_one_completed_fit(spawned):
+    url, proc = spawned
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # RankZeroLoggerCheck passed
+    with query(url):
+        runs = list(m.TrialRun.select().order_by(m.TrialRun.id))
+        assert runs[0].status == "COMPLETED"
+        assert m.Epoch.select().where(m.Epoch.trial_run == runs[0].id).count() == 1
+        steps = list(m.StepMetric.select(m.StepMetric.name, m.StepMetric.step).tuples())
+        assert steps and len(steps) == len(set(steps)), "duplicated step rows: a second rank wrote"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True, reason="run id/status of a spawned fit are not handed back to the main process"
+)
+def test_ddp_spawn_main_process_knows_the_run(spawned):
+    _, proc = spawned
+    assert "after fit: run_id=1 status=RunStatus.COMPLETED" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True, reason="test() after a spawned fit opens a second run (needs DBTracker reattach)"
+)
+def test_ddp_spawn_test_after_fit_is_the_same_run(spawned):
+    url, _ = spawned
+    with query(url):
+        assert m.TrialRun.select().count() == 1
