@@ -194,6 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     from ._state import remember_db_url
     from .enums import RunStatus
+    from .errors import DatabaseError
     from .experiment import DEFAULT_STALE_AFTER, Experiment
     from .progress import make_display
 
@@ -214,6 +215,9 @@ def run_command(args: argparse.Namespace) -> int:
             on_result=display.finished,
             on_progress=display.progress,
         )
+    except DatabaseError as e:  # the database failed while the grid ran: a runtime failure
+        print(f"expman: error: {e}", file=sys.stderr)
+        return 1
     finally:
         display.close()
     if experiment.db_url:

@@ -172,9 +172,14 @@ def _annotations(fn: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -
 
 
 def _forwarded_base(node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    """The base class name when ``__init__`` passes its ``**kwargs`` to ``super().__init__``."""
+    """The base class name when ``__init__`` passes its ``**kwargs`` to ``super().__init__``.
+
+    With several bases the last one is taken: mixins come first by convention, and the class
+    that finally takes the keywords (``class EarlyStopping(SeedMixin, LightningEarlyStopping)``)
+    comes last.
+    """
     kwarg = init.args.kwarg.arg if init.args.kwarg is not None else None
-    if kwarg is None or len(node.bases) != 1 or not isinstance(node.bases[0], ast.Name):
+    if kwarg is None or not node.bases or not isinstance(node.bases[-1], ast.Name):
         return None
     for call in ast.walk(init):
         if (
@@ -185,7 +190,7 @@ def _forwarded_base(node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctio
             and getattr(call.func.value.func, "id", None) == "super"
             and any(k.arg is None and getattr(k.value, "id", None) == kwarg for k in call.keywords)
         ):
-            return node.bases[0].id
+            return node.bases[-1].id
     return None
 
 
