@@ -36,6 +36,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ManagerBase"]
 
+
+def _first_cause(error: BaseException) -> BaseException:
+    """The error that failed a transaction, not the failed rollback it caused.
+
+    SQLite rolls a transaction back by itself on some errors (``database or disk is full``);
+    Peewee's rollback then raises "cannot rollback - no transaction is active", hiding the cause.
+    """
+    cause = error
+    while "cannot rollback" in str(cause) and cause.__context__ is not None:
+        cause = cause.__context__  # the wrapped driver error, then what was being rolled back
+    return cause if ManagerBase._is_db_error(cause) else error
+
 log = logging.getLogger("lightning_expman.db.manager")  # the name it always had: log filters keep working
 
 T = TypeVar("T")
@@ -138,9 +150,10 @@ class ManagerBase:
                     return fn()
                 except DatabaseError:
                     raise
-                except Exception as e:
-                    if not self._is_db_error(e):
+                except Exception as raised:
+                    if not self._is_db_error(raised):
                         raise
+                    e = _first_cause(raised)
                     raise self._translate(e, what) from e
             deadline = time.monotonic() + bound
             delay = 0.05
@@ -160,9 +173,10 @@ class ManagerBase:
                     return result
                 except DatabaseError:
                     raise
-                except Exception as e:
-                    if not self._is_db_error(e):
+                except Exception as raised:
+                    if not self._is_db_error(raised):
                         raise
+                    e = _first_cause(raised)
                     if not is_disconnect(self._db, e):
                         raise self._translate(e, what) from e
                     if done and not (idempotent or verify is not None or not write):
@@ -219,6 +233,8 @@ class ManagerBase:
             )
         if isinstance(e, pw.IntegrityError) or type(cause).__name__ == "IntegrityError":
             hint = "the row already exists or refers to an id that does not exist"
+        elif "disk is full" in detail.lower() or "no space left" in detail.lower():
+            hint = f"free space on the disk holding {self._url.address}"
         elif "locked" in detail.lower():
             hint = "another process held the write lock for more than 30 s; retry, or use a server database"
         else:
