@@ -45,3 +45,16 @@ def test_samples_become_step_series_of_the_open_run(sqlite_url):
 def test_a_bad_interval_is_refused(bad):
     with pytest.raises(ConfigError, match="interval must be a number of seconds > 0"):
         build_tracker({"type": "system", "interval": bad})
+
+
+def test_the_run_context_names_gpus_only_where_there_are_some():
+    import torch
+
+    from lightning_expman.lightning.context import accelerators, collect_context
+
+    context = collect_context(seed=1)
+    if torch.cuda.is_available():  # a GPU machine: CUDA, cuDNN and one name per visible device
+        assert context["gpus"] == [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        assert context["cuda"] == torch.version.cuda
+    else:
+        assert accelerators() == {} and not {"gpus", "cuda", "cudnn"} & set(context)

@@ -48,6 +48,7 @@ def _first_cause(error: BaseException) -> BaseException:
         cause = cause.__context__  # the wrapped driver error, then what was being rolled back
     return cause if ManagerBase._is_db_error(cause) else error
 
+
 log = logging.getLogger("lightning_expman.db.manager")  # the name it always had: log filters keep working
 
 T = TypeVar("T")

@@ -27,6 +27,7 @@ from typing import Any
 from ..masking import mask_secrets, remember_secrets
 
 __all__ = [
+    "accelerators",
     "collect_context",
     "git_commit",
     "jsonable",
@@ -151,7 +152,8 @@ def collect_context(
 
     Returns:
         ``{"python", "torch", "lightning", "platform", "host", "pid", "git_commit", "seed",
-        "hparams", ...}`` -- all JSON-able.
+        "hparams", ...}`` and, with CUDA devices, ``"cuda"``, ``"cudnn"``, ``"gpus"`` (names, one
+        per visible device) -- all JSON-able.
     """
     ctx: dict[str, Any] = {
         "python": platform.python_version(),
@@ -164,11 +166,29 @@ def collect_context(
         "git_commit": git_commit(),
         "seed": seed,
     }
+    ctx.update(accelerators())
     if hparams:
         ctx["hparams"] = jsonable(hparams)
     if extra:
         ctx.update(jsonable(extra))
     return mask_secrets(ctx)  # argv may hold ``--db URL`` or ``--set api_key=...``
+
+
+def accelerators() -> dict[str, Any]:
+    """``{"cuda": "12.8", "cudnn": 91002, "gpus": ["NVIDIA H200", ...]}`` when CUDA devices are
+    visible (as ``CUDA_VISIBLE_DEVICES`` leaves them); ``{}`` on a CPU-only machine or build.
+    Reads torch only when it is already imported (the run's model imported it)."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_available():
+            return {}
+        return {
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        }
+    except Exception:  # a broken driver must not stop a run from being recorded
+        return {}
 
 
 def _version(module: str) -> str | None:
