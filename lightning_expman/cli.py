@@ -22,7 +22,12 @@ from . import __version__
 from .errors import ExpmanError
 
 # Modules contributing subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("lightning_expman.cli_init", "lightning_expman.cli_run", "lightning_expman.cli_read")
+COMMAND_MODULES = (
+    "lightning_expman.cli_init",
+    "lightning_expman.cli_run",
+    "lightning_expman.cli_read",
+    "lightning_expman.cli_rm",
+)
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 

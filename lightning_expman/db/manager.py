@@ -23,6 +23,7 @@ The API is written in one module per concern and composed here:
 * ``reads.py``: the seed's ``get_*_metrics`` / ``get_*_artifacts``;
 * ``lifecycle.py``: get-or-create (race-safe), params, heartbeat and end of a run (trackers);
 * ``bulk.py``: step series, an epoch's metrics and multi-level artifacts in one transaction each;
+* ``deletes.py``: deleting runs and experiments with everything recorded for them (``expman rm``);
 * ``levels.py``: metrics at EXPERIMENT and TRIAL level, and a checkpoint's metrics (schema v3);
 * ``values.py``: secrets masked, params flattened, NaN -> NULL before anything is stored.
 
@@ -51,6 +52,7 @@ from ..errors import DatabaseError
 from . import models as m
 from .bulk import BulkWrites, MetricItems
 from .connect import DatabaseURL, backend_of, open_database, parse_url
+from .deletes import RunDeletes
 from .levels import LevelMetrics
 from .lifecycle import RunLifecycle
 from .migrations import Migration, ensure_schema
@@ -65,7 +67,7 @@ __all__ = ["DatabaseManager", "MetricItems"]
 log = logging.getLogger(__name__)
 
 
-class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, LevelMetrics, BulkWrites):
+class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, LevelMetrics, BulkWrites, RunDeletes):
     """Reads and writes the experiment hierarchy in a SQLite, MySQL/MariaDB or PostgreSQL database.
 
     Constructor forms (the seed's, plus URLs)::
