@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from .config._util import to_plain
 from .enums import Level, RunStatus
 from .errors import ConfigError
+from .seeding import seed_everything
 from .tracking.base import status_for_exception
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -349,7 +350,7 @@ class LightningPipeline(Pipeline):
 
         seed = _get(config, "seed")
         if seed is not None:
-            L.seed_everything(int(seed), workers=True, verbose=False)
+            seed_everything(int(seed))
         self.model = instantiate(_get(config, "model"), key="model")
         if not isinstance(self.model, L.LightningModule):
             raise ConfigError(

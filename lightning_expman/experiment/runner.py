@@ -17,6 +17,7 @@ from ..config._util import to_plain
 from ..enums import Level, RunStatus
 from ..masking import mask_text
 from ..progress import ProgressTracker
+from ..seeding import seed_everything
 from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .claims import ClaimOptions, GridState, _GridClaims
 from .executors import Batch, Outcome
@@ -291,7 +292,7 @@ class _Runner:
 
         assert self.manager is not None and self.probe is not None
         self._pipeline = None
-        _seed_everything(run_info["seed"])
+        seed_everything(run_info["seed"])
         pipeline = self._pipeline = self.factory.create(self.spec.pipeline, config, run_env, trial.id)
         pipeline.run_info = run_info
         if isinstance(pipeline, LightningPipeline):
@@ -338,12 +339,6 @@ class _Interrupted(Exception):
     def __init__(self, result: RunResult) -> None:
         super().__init__("interrupted")
         self.result = result
-
-
-def _seed_everything(seed: int) -> None:
-    from lightning.fabric.utilities.seed import seed_everything
-
-    seed_everything(int(seed), workers=True, verbose=False)
 
 
 def _logger_of(env: Any) -> logging.Logger:
