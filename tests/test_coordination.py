@@ -201,3 +201,48 @@ def test_a_release_1_database_is_upgraded_and_its_units_keep_their_history(tmp_p
         assert m.StepMetric.select().count(db.database) == 5
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("server", ["mysql", "postgres"])
+def test_a_deadlock_between_writers_is_retried_not_raised(server, request):
+    """Two transactions lock two rows in opposite orders: the server kills one to break the
+    deadlock, and run_in_transaction runs it again, so both writes land."""
+    import threading
+
+    url = request.getfixturevalue(f"{server}_url")
+    setup = DatabaseManager(url)
+    a, b = (setup.create_experiment(name).id for name in ("a", "b"))
+    setup.close()
+    barrier = threading.Barrier(2, timeout=30)
+    results: dict[str, object] = {}
+    attempts = {"first": 0, "second": 0}
+
+    def writer(name: str, first: int, second: int) -> None:
+        db = DatabaseManager(url)
+        E = m.Experiment
+
+        def fn() -> str:
+            attempts[name] += 1
+            E.update(desc=name).where(E.id == first).execute(db.database)
+            if attempts[name] == 1:
+                barrier.wait()  # both hold their first row: the second update deadlocks
+            E.update(desc=name).where(E.id == second).execute(db.database)
+            return name
+
+        try:
+            results[name] = db.run_in_transaction(fn, what=f"writer {name}")
+        except Exception as e:  # pragma: no cover - what the test would report
+            results[name] = e
+        finally:
+            db.close()
+
+    threads = [
+        threading.Thread(target=writer, args=("first", a, b)),
+        threading.Thread(target=writer, args=("second", b, a)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == {"first": "first", "second": "second"}
+    assert sorted(attempts.values()) == [1, 2]  # exactly one was chosen as the victim and re-run

@@ -28,7 +28,7 @@ import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError, QueryError
 from . import models as m
-from .connect import DatabaseURL, _connect_failed, describe, is_disconnect, mask_url, scrub
+from .connect import DatabaseURL, _connect_failed, describe, is_conflict, is_disconnect, mask_url, scrub
 from .values import _clean_per_label, _scrub_value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,6 +178,14 @@ class ManagerBase:
                     if not self._is_db_error(raised):
                         raise
                     e = _first_cause(raised)
+                    if is_conflict(self._db, e) and not done and time.monotonic() < deadline:
+                        # The server rolled the whole transaction back to break a deadlock
+                        # between concurrent writers: run it again (the connection is fine).
+                        log.info("%s met a concurrent writer on %s; retrying", what, self.url)
+                        self._rollback_quietly()
+                        time.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        continue
                     if not is_disconnect(self._db, e):
                         raise self._translate(e, what) from e
                     if done and not (idempotent or verify is not None or not write):
@@ -198,6 +206,12 @@ class ManagerBase:
 
     def _read(self, fn: Callable[[], T], what: str) -> T:
         return self._run(fn, what, write=False)
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self._db.rollback()
+        except Exception:  # already rolled back by the server
+            pass
 
     def _try_reconnect(self) -> None:
         """Drop this thread's dead connection and open a new one if the server answers (a failure

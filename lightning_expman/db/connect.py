@@ -44,6 +44,7 @@ __all__ = [
     "DatabaseURL",
     "backend_of",
     "describe",
+    "is_conflict",
     "is_disconnect",
     "mask_url",
     "open_database",
@@ -442,6 +443,26 @@ def is_disconnect(db: pw.Database, exc: BaseException) -> bool:
                 if conn is None or getattr(conn, "closed", 0):
                     return True
         elif isinstance(e, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return True
+    return False
+
+
+_MYSQL_RETRY_CODES = frozenset({1213, 1205})  # deadlock found; lock wait timeout exceeded
+_PG_RETRY_CODES = frozenset({"40P01", "40001"})  # deadlock detected; serialization failure
+
+
+def is_conflict(db: pw.Database, exc: BaseException) -> bool:
+    """Whether ``exc`` is a transaction the server rolled back to resolve a conflict between
+    concurrent writers (a deadlock, a lock wait timeout, a serialization failure): running the
+    whole transaction again is the documented remedy. SQLite reports conflicts as ``locked``
+    after its busy timeout instead, which is not retried here."""
+    if isinstance(db, pw.SqliteDatabase):
+        return False
+    for e in _chain(exc):
+        module = type(e).__module__ or ""
+        if module.startswith("pymysql") and e.args and e.args[0] in _MYSQL_RETRY_CODES:
+            return True
+        if module.startswith("psycopg2") and getattr(e, "pgcode", None) in _PG_RETRY_CODES:
             return True
     return False
 
