@@ -116,6 +116,12 @@ def register(subparsers: Any) -> None:
         help="when nothing is left to claim but runs are in progress in other processes, wait for them "
         "and take over any that are lost (default: exit with code 3)",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start interrupted runs (aborted, lost, failed by a fault) over as new runs instead of "
+        "continuing each from its last checkpoint",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -180,6 +186,7 @@ def run_command(args: argparse.Namespace) -> int:
         stale_after=args.stale_after or DEFAULT_STALE_AFTER,
         wait=args.wait,
         on_result=progress,
+        continue_runs=not getattr(args, "restart", False),
     )
     if experiment.db_url:
         remember_db_url(experiment.db_url)

@@ -182,6 +182,7 @@ class Experiment:
         stale_after: float = DEFAULT_STALE_AFTER,
         wait: bool = False,
         on_result: Callable[[RunResult], None] | None = None,
+        continue_runs: bool = True,
     ) -> ExperimentSummary:
         """Run every trial x repeat this process claims (see the module docstring for
         resume/force/workers semantics and coordination between processes).
@@ -198,6 +199,9 @@ class Experiment:
             wait: when nothing is left to claim but runs are in progress elsewhere, wait for them
                 (taking over any that are lost) instead of returning with exit code 3.
             on_result: called with each :class:`RunResult` as it is known (progress output).
+            continue_runs: continue an interrupted run (ABORTED, LOST, FAILED by a fault) from its
+                last checkpoint in the same row (see :mod:`lightning_expman.continuation`);
+                ``False`` starts it over as a new row (``expman run --restart``).
 
         Returns:
             The :class:`ExperimentSummary`.
@@ -237,7 +241,9 @@ class Experiment:
         if todo:
             workers = min(workers, len(todo))
             execute = run_serial if workers == 1 else run_parallel
-            claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
+            claims = ClaimOptions(
+                stale_after, wait=wait, restart=force and not resume, continue_runs=continue_runs
+            )
             with _sigterm_as_interrupt():
                 interrupted, workdir, state = execute(
                     self, todo, total, workers, fail_fast, results, on_result, claims
