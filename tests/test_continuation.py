@@ -120,3 +120,93 @@ def test_restart_starts_an_interrupted_run_over_as_a_new_row(tmp_path):
     first, second = runs_of(tmp_path)
     assert first["status"] == "ABORTED" and second["status"] == "COMPLETED"
     assert second["attempts"] == 1 and _history(tmp_path, second["id"])[0] == list(range(EPOCHS))
+
+
+# --------------------------------------------------------------------------- drop-in
+
+SCRIPT = REPO / "tests" / "scripts" / "dropin_fit.py"
+
+
+def _kill(args: list[str], kill: str, env: dict[str, str] | None = None) -> None:
+    died = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO,
+        env={**_env(kill), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert died.returncode != 0, died.stdout + died.stderr
+
+
+@pytest.mark.slow
+def test_dropin_fit_from_last_checkpoint_continues_the_same_run(tmp_path, monkeypatch):
+    from tests.scripts.dropin_fit import EPOCHS, fit
+
+    _kill([str(tmp_path)], f"{KILL_EPOCH}:KILL")
+    (first,) = runs_of(tmp_path, "dropin")
+    assert first["status"] == "RUNNING" and KILL_EPOCH in _history(tmp_path, first["id"])[0]
+
+    monkeypatch.delenv("EXPMAN_TEST_KILL", raising=False)
+    logger = fit(str(tmp_path), "last")
+    (run,) = runs_of(tmp_path, "dropin")  # no second row: the fit continued the killed one
+    assert logger.run_id == first["id"] == run["id"]
+    assert (run["status"], run["attempts"]) == ("COMPLETED", 2)
+    epochs, steps, _ = _history(tmp_path, run["id"])
+    assert epochs == list(range(EPOCHS)) and steps == list(range(EPOCHS * 4))
+
+
+@pytest.mark.slow
+def test_slurm_requeue_continues_the_same_run(tmp_path, monkeypatch):
+    """Lightning's requeue path without SLURM: SIGUSR1 saves ``hpc_ckpt_1.ckpt`` mid-epoch and calls
+    ``scontrol requeue`` (here a script that SIGKILLs the job, as the scheduler would); the requeued
+    job (same job id, restart count 1) fits again and Lightning restores the hpc checkpoint."""
+    from tests.scripts.dropin_fit import EPOCHS, fit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/requeued"\nkill -9 $PPID\n')
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0"}
+    slurm |= {"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    save_dir = tmp_path / "runs"
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    _kill([str(save_dir)], f"{KILL_EPOCH}:USR1", {**slurm, "PATH": path})
+    assert (bin_dir / "requeued").read_text().split() == ["requeue", "4242"]
+    assert list(save_dir.glob("hpc_ckpt_*.ckpt"))
+    (first,) = runs_of(save_dir, "dropin")
+
+    for key, value in {**slurm, "SLURM_RESTART_COUNT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("EXPMAN_TEST_KILL", raising=False)
+    logger = fit(str(save_dir))  # no ckpt_path: Lightning picks the hpc checkpoint on SLURM
+    (run,) = runs_of(save_dir, "dropin")
+    assert logger.run_id == first["id"] == run["id"]
+    assert (run["status"], run["attempts"]) == ("COMPLETED", 2)
+    epochs, steps, _ = _history(save_dir, run["id"])
+    assert epochs == list(range(EPOCHS)) and len(steps) == len(set(steps))
+    # Each step once. The signal arrived in on_train_batch_end of step 9, before Lightning logs
+    # that step's values; the hpc checkpoint counts the batch as done, so nobody logs step 9.
+    assert set(range(EPOCHS * 4)) - set(steps) <= {KILL_EPOCH * 4 + 1}
+
+
+@pytest.mark.slow
+def test_tuner_calls_record_no_run(tmp_path):
+    import lightning as L
+    from lightning.pytorch.tuner import Tuner
+
+    from lightning_expman.lightning import ExpmanLogger
+    from tests.tiny import TinyClassifier, TinyDataModule, fast_trainer_kwargs
+
+    logger = ExpmanLogger("tuned", "tiny", save_dir=str(tmp_path))
+    trainer = L.Trainer(logger=logger, **fast_trainer_kwargs(max_epochs=2, default_root_dir=str(tmp_path)))
+    model, data = TinyClassifier(), TinyDataModule()
+    tuner = Tuner(trainer)
+    tuner.lr_find(model, datamodule=data, num_training=5)
+    tuner.scale_batch_size(model, datamodule=data, max_trials=2, steps_per_trial=1)
+    assert runs_of(tmp_path, "tuned") == []
+    trainer.fit(model, datamodule=data)
+    logger.close()
+    (run,) = runs_of(tmp_path, "tuned")
+    assert (run["status"], run["epochs"], run["attempts"]) == ("COMPLETED", 2, 1)

@@ -9,7 +9,8 @@ beside :class:`~lightning_expman.lightning.hooks.LevelHooks`. It
   and the SLURM job;
 * when a fit restores a checkpoint (``fit(ckpt_path=path | "last" | "hpc")``, or Lightning's
   automatic SLURM requeue restore) that names a run of the same database, experiment and trial,
-  continues **that** run: re-claimed under a new lease with ``attempts`` + 1
+  continues **that** run when its hyperparameters (the run config) are unchanged: re-claimed
+  under a new lease with ``attempts`` + 1
   (:func:`~lightning_expman.coordination.reclaim`), the row this fit opened a moment earlier is
   dropped (it recorded nothing yet), and what the dead attempt recorded past the checkpoint is
   superseded when training starts (:func:`~lightning_expman.continuation.supersede`). A run still
@@ -174,11 +175,11 @@ class RunCheckpointState(Callback):
         if not trainer.is_global_zero or is_tuning(trainer) or trainer.state.fn != "fit":
             return
         for lg in expman_loggers(trainer):
-            if self._continue(lg, state):
+            if self._continue(lg, state, config_hash(_run_config(lg, trainer, pl_module))):
                 self._rng = state.get("rng")
                 return
 
-    def _continue(self, logger: ExpmanLogger, state: Mapping[str, Any]) -> bool:
+    def _continue(self, logger: ExpmanLogger, state: Mapping[str, Any], config: str) -> bool:
         from ..coordination import reclaim
 
         db = logger._db_tracker()
@@ -212,6 +213,11 @@ class RunCheckpointState(Callback):
                 "deleted" if names is None else "/".join(names),
                 logger._experiment_name,
                 logger._trial_name,
+            )
+            return False
+        if state.get("config_hash") != config:
+            log.warning(
+                "checkpoint of trial run %s was saved under other hyperparameters: recorded as a new run", old
             )
             return False
         job, restarts = _slurm()
