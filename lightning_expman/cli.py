@@ -19,7 +19,7 @@ from . import __version__
 from .errors import ExpmanError
 
 # Modules contributing subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("lightning_expman.cli_run", "lightning_expman.cli_read")
+COMMAND_MODULES = ("lightning_expman.cli_run", "lightning_expman.cli_read", "lightning_expman.cli_reproduce")
 
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (a run failed) comes from `expman run` itself
 

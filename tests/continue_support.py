@@ -1,4 +1,5 @@
-"""Helpers of the continuation tests (no tests here): a callback that kills its own process.
+"""Helpers of the continuation and reproduce tests (no tests here): a callback that kills its own
+process, and a datamodule reading its data from a file.
 
 ``KillAt`` reads ``EXPMAN_TEST_KILL=<epoch>:<signal>`` (e.g. ``2:KILL``, ``2:TERM``, ``2:USR1``) so a
 config or script is the same in the attempt that dies and in the one that continues it (the
@@ -12,7 +13,10 @@ import os
 import signal
 import time
 
+import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, TensorDataset
 
 ENV = "EXPMAN_TEST_KILL"
 
@@ -32,3 +36,25 @@ class KillAt(Callback):
         if name == "USR1":
             os.environ.pop(ENV)  # requeue signal handled: train on until the scheduler kills us
             time.sleep(0.5)
+
+
+class FileDataModule(L.LightningDataModule):
+    """TinyDataModule's problem read from a file written by :func:`write_data` (``torch.save``)."""
+
+    def __init__(self, path: str, batch_size: int = 16) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.x, self.y = torch.load(self.hparams.path)
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=self.hparams.batch_size)
+
+    train_dataloader = val_dataloader = test_dataloader = _loader
+
+
+def write_data(path: str, seed: int = 0, n: int = 64) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    torch.save((x, (x[:, 0] + 0.5 * x[:, 1] > 0).long()), path)
