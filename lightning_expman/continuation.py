@@ -28,6 +28,9 @@ Decisions:
   are deleted, not flagged: every reader then sees one history.
 * ``expman run --restart`` (``Experiment.run(continue_runs=False)``) starts interrupted units over
   as new rows, as before.
+* **One run per folder.** A unit that starts over as a new row finds its ``run_<k>`` folder
+  holding the previous run's files: they are moved to ``run_<k>.r<old id>`` first (and that
+  run's recorded artifact paths follow, :func:`set_aside`), so the new run starts empty.
 
 Example:
     >>> from lightning_expman.continuation import fault_error, config_hash
@@ -63,6 +66,7 @@ __all__ = [
     "plan_continue",
     "read_state",
     "run_folder",
+    "set_aside",
     "supersede",
 ]
 
@@ -213,6 +217,47 @@ def run_folder(spec: Any, trial: str, repeat_idx: int) -> Path:
 
     root = Path(os.path.abspath(os.path.expanduser(str(spec.workspace))))
     return root / safe_name(spec.name) / "trials" / safe_name(trial) / f"run_{repeat_idx}"
+
+
+def set_aside(manager: DatabaseManager, run_id: int, folder: str | os.PathLike[str]) -> Path | None:
+    """Move run ``run_id``'s folder to ``<folder>.r<run_id>`` before a new run of the unit uses ``folder``.
+
+    The unit's new run then starts in an empty folder (two runs' checkpoints and logs are never
+    mixed); the old run's recorded artifact paths are rewritten to the new place.
+
+    Returns:
+        The new place, or ``None`` when there was nothing to move.
+    """
+    from .db import models as m
+
+    src = Path(folder)
+    if not src.is_dir() or not any(src.iterdir()):
+        return None
+    dst = src.with_name(f"{src.name}.r{run_id}")
+    n = 2
+    while dst.exists():
+        dst, n = src.with_name(f"{src.name}.r{run_id}_{n}"), n + 1
+    os.replace(src, dst)
+    prefix = str(src) + os.sep
+    A = m.Artifact
+    links = (
+        m.TrialRunArtifact.select(m.TrialRunArtifact.artifact).where(m.TrialRunArtifact.trial_run == run_id),
+        m.EpochArtifact.select(m.EpochArtifact.artifact).where(m.EpochArtifact.trial_run == run_id),
+        m.ResultsArtifact.select(m.ResultsArtifact.artifact).where(m.ResultsArtifact.results == run_id),
+    )
+
+    def fn() -> None:
+        for link in links:
+            for aid, location in (
+                A.select(A.id, A.location).where(A.id.in_(link)).tuples().execute(manager.database)
+            ):
+                if location.startswith(prefix):
+                    new = str(dst) + os.sep + location[len(prefix) :]
+                    A.update(location=new).where(A.id == aid).execute(manager.database)
+
+    manager.run_in_transaction(fn, what=f"moving the files of trial run {run_id}", idempotent=True)
+    log.info("files of trial run %s moved to %s (the unit starts over in %s)", run_id, dst, src)
+    return dst
 
 
 def _recorded_checkpoints(manager: DatabaseManager, run_id: int) -> list[str]:

@@ -23,8 +23,10 @@ pointed at one database agree through four rules:
 
 Decisions: a lost run gets the status ``LOST`` (``RunStatus.LOST``) with the error
 ``lost: no heartbeat since <time> UTC (host h, pid p)``; the row is kept as history and the unit is
-claimed again as a new row. A run found LOST by others while it was in fact alive (a network
-partition longer than its lease) is not resurrected when it ends: the unit was handed on.
+claimed again as a new row — or, continuing from its last checkpoint, the same row is claimed
+again (``claim(..., continue_run=id)``, :func:`reclaim`; see :mod:`lightning_expman.continuation`).
+A run found LOST by others while it was in fact alive (a network partition longer than its
+lease) is not resurrected when it ends: the unit was handed on.
 Rows without a lease (written by release 1, or by hand through ``DatabaseManager``) are
 declared LOST after :data:`UNLEASED_STALE_AFTER` without a heartbeat.
 

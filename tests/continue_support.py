@@ -21,8 +21,21 @@ from torch.utils.data import DataLoader, TensorDataset
 ENV = "EXPMAN_TEST_KILL"
 
 
+EPOCH_LOG = "EXPMAN_TEST_EPOCH_LOG"
+
+
 class KillAt(Callback):
-    """Send ``signal`` to this process after the second training batch of epoch ``epoch``."""
+    """Send ``signal`` to this process after the second training batch of epoch ``epoch``.
+
+    With ``EXPMAN_TEST_EPOCH_LOG=<file>`` each epoch this process starts is appended to it as
+    ``<pid> <epoch>`` (what a benchmark counts).
+    """
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        path = os.environ.get(EPOCH_LOG)
+        if path:
+            with open(path, "a") as f:
+                f.write(f"{os.getpid()} {trainer.current_epoch}\n")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         spec = os.environ.get(ENV)

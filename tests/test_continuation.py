@@ -120,6 +120,17 @@ def test_restart_starts_an_interrupted_run_over_as_a_new_row(tmp_path):
     first, second = runs_of(tmp_path)
     assert first["status"] == "ABORTED" and second["status"] == "COMPLETED"
     assert second["attempts"] == 1 and _history(tmp_path, second["id"])[0] == list(range(EPOCHS))
+    # One run per folder: the aborted run's files moved aside, its recorded paths with them.
+    trials = tmp_path / "ws" / "exp" / "trials" / "t"
+    aside = trials / f"run_1.r{first['id']}"
+    assert (aside / "artifacts" / "checkpoints" / "last.ckpt").is_file()
+    from lightning_expman.db import DatabaseManager
+
+    with DatabaseManager(db_url(tmp_path)) as db:
+        old = [a.location for a in db.get_trial_run_artifacts(first["id"])]
+        new = [a.location for a in db.get_trial_run_artifacts(second["id"])]
+    assert old and all(p.startswith(str(aside)) and os.path.exists(p) for p in old)
+    assert new and all(p.startswith(str(trials / "run_1") + os.sep) for p in new)
 
 
 # --------------------------------------------------------------------------- drop-in

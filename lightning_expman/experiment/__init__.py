@@ -18,8 +18,10 @@ Decisions where the issue is silent:
 * **Resume** (``resume=True``, the default: running a grid again never repeats finished work)
   looks at each (trial, repeat): COMPLETED and STOPPED runs are skipped (no new row; reported
   SKIPPED), FAILED, ABORTED and LOST runs are run again (a new row; the old one stays as
-  history). A changed configuration (``config_hash`` differs from the stored experiment's) is
-  refused with a one-line :class:`ConfigError` unless ``force=True``, which then stores the new
+  history) — except that ABORTED, LOST and faulted FAILED runs with a usable last checkpoint
+  continue in their own row (``continue_runs``; see :mod:`lightning_expman.continuation`).
+  A changed configuration (``config_hash`` differs from the stored experiment's) is refused
+  with a one-line :class:`ConfigError` unless ``force=True``, which then stores the new
   config and hash.
 * **Several processes, one grid** (see :mod:`lightning_expman.coordination`). With a db tracker,
   each (trial, repeat) is claimed in the database before it runs, so any number of

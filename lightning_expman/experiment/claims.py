@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config._util import to_plain
-from ..continuation import ContinuePlan, plan_continue, run_folder
+from ..continuation import ContinuePlan, plan_continue, run_folder, set_aside
 from ..coordination import Claim, Claimer, Lease, UnitState, heartbeat_interval, reap
 from ..enums import RunStatus
 from .plan import _container, _Job
@@ -154,6 +154,9 @@ class _GridClaims:
                     continue
                 if plan is not None and plan.continues and plan.ckpt_path is not None:
                     self.continue_from[claim.run_id] = plan.ckpt_path
+                elif plan is not None and plan.run_id is not None:  # a new row: never in the old files
+                    trial = self.spec.trials[job.trial_pos]
+                    set_aside(self.manager, plan.run_id, run_folder(self.spec, trial.name, job.repeat_idx))
                 tried.add(job.index)
                 yield job, claim
             if not self.wait:
@@ -168,8 +171,10 @@ class _GridClaims:
 
     def _continue_plan(self, job: _Job, state: UnitState | None) -> ContinuePlan | None:
         """Whether the unit's interrupted run is continued from its last checkpoint (``None``: no run)."""
-        if not self.continue_runs or state is None or state.run_id is None:
+        if state is None or state.run_id is None:
             return None
+        if not self.continue_runs:
+            return ContinuePlan(state.run_id, None, "--restart: a new run from scratch")
         trial = self.spec.trials[job.trial_pos]
         run_dir = run_folder(self.spec, trial.name, job.repeat_idx)
         plan = plan_continue(

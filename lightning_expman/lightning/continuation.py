@@ -131,6 +131,7 @@ class RunCheckpointState(Callback):
         self._fit: str | None = None  # this fit's token: its own checkpoints are not a continuation
         self._pending: list[tuple[Any, int]] = []  # (db tracker, run) to supersede when training starts
         self._rng: dict[str, Any] | None = None  # the random state the checkpoint was saved with
+        self._ckpt_epoch: int | None = None  # the epoch the restored checkpoint was saved in
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -138,6 +139,7 @@ class RunCheckpointState(Callback):
             self._fit = uuid.uuid4().hex
             self._pending = []
             self._rng = None
+            self._ckpt_epoch = None
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -193,6 +195,7 @@ class RunCheckpointState(Callback):
         for lg in expman_loggers(trainer):
             if self._continue(lg, state, config_hash(_run_config(lg, trainer, pl_module))):
                 self._rng = state.get("rng")
+                self._ckpt_epoch = checkpoint.get("epoch")
                 return
 
     def _continue(self, logger: ExpmanLogger, state: Mapping[str, Any], config: str) -> bool:
@@ -263,12 +266,33 @@ class RunCheckpointState(Callback):
             return
         if rng:  # shuffling and dropout go on as in the attempt that saved the checkpoint
             _set_rng_states(rng)
+            _redraw_first_iterator(trainer, self._ckpt_epoch)
         epoch = int(trainer.current_epoch)
         step = int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
         for db, run in pending:
             db.flush()
             supersede(db.manager, run, epoch, step)
         _trim_metrics_logs(trainer, epoch)
+
+
+def _redraw_first_iterator(trainer: pl.Trainer, ckpt_epoch: int | None) -> None:
+    """Create the continued fit's first training iterator again, from the restored random state.
+
+    Lightning creates a fit's first iterator in ``FitLoop.setup_data`` — before ``on_train_start``,
+    so before the random state is restored — and every later one after ``on_train_epoch_start``.
+    A DataLoader draws from the global generator when its iterator is created (its base seed; with
+    workers, the first indices too): drawn again here, a continued fit starting a new epoch
+    shuffles as an uninterrupted one does in that epoch. Mid-epoch (SLURM's checkpoints) the
+    iterator is left alone.
+    """
+    fit_loop = trainer.fit_loop
+    fetcher = getattr(fit_loop, "_data_fetcher", None)
+    if fetcher is None or ckpt_epoch is None or trainer.current_epoch <= int(ckpt_epoch):
+        return
+    try:
+        iter(fetcher)
+    except Exception as e:  # Lightning internals moved: shuffling then differs, nothing else
+        log.warning("could not restart the training iterator of the continued fit: %s", e)
 
 
 def _names(manager: Any, run_id: int) -> tuple[str, str] | None:
