@@ -93,7 +93,9 @@ def reproduce_command(args: argparse.Namespace) -> int:
     )
     rows = [[name, _num(a), _num(b), "missing" if d is None else _num(d)] for name, a, b, d in outcome.rows]
     print(render_table(["metric", "recorded", "reproduced", "difference"], rows, right=(1, 2, 3)))
-    bad = sum(1 for _, a, b, d in outcome.rows if d is None or abs(d) > args.tolerance) if outcome.rows else 0
+    bad = sum(
+        1 for _, a, b, d in outcome.rows if (a, b) != (None, None) and (d is None or abs(d) > args.tolerance)
+    )
     ok = outcome.ok and outcome.status in ("COMPLETED", "STOPPED")
     if ok:
         print(f"all {len(outcome.rows)} final metrics equal (tolerance {args.tolerance:g})")
