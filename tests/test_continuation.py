@@ -221,3 +221,19 @@ def test_tuner_calls_record_no_run(tmp_path):
     logger.close()
     (run,) = runs_of(tmp_path, "tuned")
     assert (run["status"], run["epochs"], run["attempts"]) == ("COMPLETED", 2, 1)
+
+
+@pytest.mark.slow
+def test_recording_the_grid_again_moves_each_runs_files_aside(tmp_path):
+    from lightning_expman import Experiment
+
+    settings = {**copy.deepcopy(SETTINGS), "trainer": {"max_epochs": 1}}
+    cfg = write_config(tmp_path, [{"name": "t", "repeat": 1}], settings=settings)
+    assert Experiment.create(cfg).run().exit_code == 0
+    assert Experiment.create(cfg).run(resume=False, force=True).exit_code == 0  # --no-resume --force
+    first, second = runs_of(tmp_path)
+    trials = tmp_path / "ws" / "exp" / "trials" / "t"
+    assert (trials / f"run_1.r{first['id']}" / "artifacts" / "checkpoints" / "last.ckpt").is_file()
+    with open(trials / "run_1" / "artifacts" / "metrics.log", newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "final"]  # the new run's rows only
+    assert second["status"] == "COMPLETED"

@@ -129,7 +129,13 @@ class _GridClaims:
 
     def restart(self) -> None:
         """``--no-resume --force``: hand every unit not running now back to be claimed again."""
+        before = self.claimer.states(self.trial_ids.values())
         self.claimer.release(self.trial_ids.values())
+        # Their new runs start in empty folders: the files there now are moved aside with their run.
+        names = {tid: self.spec.trials[pos].name for pos, tid in self.trial_ids.items()}
+        for (tid, repeat), unit in before.items():
+            if unit.run_id is not None and not unit.running:
+                set_aside(self.manager, unit.run_id, run_folder(self.spec, names[tid], repeat))
 
     def claimed(self, jobs: list[_Job]) -> Iterator[tuple[_Job, Claim]]:
         """Yield ``(job, claim)`` for each job this process wins, in order (prepare first).
