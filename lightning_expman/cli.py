@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "lightning_expman.cli_init",
     "lightning_expman.cli_run",
     "lightning_expman.cli_read",
+    "lightning_expman.cli_reproduce",
     "lightning_expman.cli_rm",
 )
 

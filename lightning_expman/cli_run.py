@@ -141,6 +141,12 @@ def register(subparsers: Any) -> None:
         help="when nothing is left to claim but runs are in progress in other processes, wait for them "
         "and take over any that are lost (default: exit with code 3)",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start interrupted runs (aborted, lost, failed by a fault) over as new runs instead of "
+        "continuing each from its last checkpoint",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -214,6 +220,7 @@ def run_command(args: argparse.Namespace) -> int:
             address=args.address,
             on_result=display.finished,
             on_progress=display.progress,
+            continue_runs=not args.restart,
         )
     except DatabaseError as e:  # the database failed while the grid ran: a runtime failure
         print(f"expman: error: {e}", file=sys.stderr)

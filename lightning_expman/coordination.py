@@ -23,8 +23,10 @@ pointed at one database agree through four rules:
 
 Decisions: a lost run gets the status ``LOST`` (``RunStatus.LOST``) with the error
 ``lost: no heartbeat since <time> UTC (host h, pid p)``; the row is kept as history and the unit is
-claimed again as a new row. A run found LOST by others while it was in fact alive (a network
-partition longer than its lease) is not resurrected when it ends: the unit was handed on.
+claimed again as a new row — or, continuing from its last checkpoint, the same row is claimed
+again (``claim(..., continue_run=id)``, :func:`reclaim`; see :mod:`lightning_expman.continuation`).
+A run found LOST by others while it was in fact alive (a network partition longer than its
+lease) is not resurrected when it ends: the unit was handed on.
 Rows without a lease (written by release 1, or by hand through ``DatabaseManager``) are
 declared LOST after :data:`UNLEASED_STALE_AFTER` without a heartbeat.
 
@@ -79,6 +81,7 @@ __all__ = [
     "proc_key",
     "process_alive",
     "reap",
+    "reclaim",
     "status_expression",
 ]
 
@@ -474,11 +477,17 @@ class Claimer:
             return state.claimed_at is None or state.claimed_at < self.started
         return False
 
-    def claim(self, trial_id: int, repeat_idx: int, **run: Any) -> Claim | None:
+    def claim(
+        self, trial_id: int, repeat_idx: int, *, continue_run: int | None = None, **run: Any
+    ) -> Claim | None:
         """Try to claim unit ``(trial_id, repeat_idx)``; on success its new RUNNING trial run exists.
 
         Args:
             trial_id, repeat_idx: the unit (:meth:`register` it first).
+            continue_run: continue this trial run instead of creating one (see
+                :mod:`lightning_expman.continuation`): won only while it is still the unit's
+                current run and free by the same rules; it then goes back to RUNNING under a new
+                lease with ``attempts`` + 1 (``run`` fields are not applied).
             **run: fields of the new trial run (``seed``, ``config``, ``context``, ``tags``...).
 
         Returns:
@@ -505,6 +514,12 @@ class Claimer:
             # The unit's current run: taken while its lease lives; reaped first if it expired.
             if run_id is not None and not reap(manager, [run_id]) and not self._free(run_id, claimed_at):
                 return None
+            if continue_run is not None:
+                if run_id != continue_run:
+                    return None  # the unit moved on (another process ran it): nothing to continue
+                _continue_row(manager, run_id, owner, self.stale_after)
+                C.update(claimed_at=db_clock(backend)).where(C.id == claim_id).execute(db)
+                return run_id
             new_id = manager.create_trial_run(
                 trial_id,
                 RunStatus.RUNNING.value,
@@ -568,6 +583,85 @@ class Claimer:
         )
         state = UnitState(0, 0, run_id, status, _opt_dt(claimed_at))
         return self.claimable(state)
+
+
+def _continue_row(manager: DatabaseManager, run_id: int, owner: str, stale_after: float) -> None:
+    """Put a finished or lost trial run back to RUNNING under a new lease (inside the caller's
+    transaction): one more attempt of the same row."""
+    from .db import models as m
+
+    TR = m.TrialRun
+    TR.update(
+        {
+            TR.status: RunStatus.RUNNING.value,
+            TR.attempts: pw.fn.COALESCE(TR.attempts, 1) + 1,
+            TR.owner: owner,
+            TR.lease_s: float(stale_after),
+            TR.pid: os.getpid(),
+            TR.proc_key: proc_key(),
+            TR.heartbeat: db_clock(manager._backend),
+            TR.update_time: m.utcnow(),
+            TR.end_time: None,
+            TR.error: None,
+            TR.stop_epoch: None,
+        }
+    ).where(TR.id == run_id).execute(manager.database)
+
+
+def reclaim(
+    manager: DatabaseManager,
+    run_id: int,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    take_over: str | None = None,
+) -> Claim | None:
+    """Continue trial run ``run_id`` in this process: RUNNING again, ``attempts`` + 1, a new lease.
+
+    The drop-in logger's counterpart of :meth:`Claimer.claim` with ``continue_run`` (a drop-in
+    run has no claim row): one short write transaction that locks the run's row (SQLite ``BEGIN
+    IMMEDIATE``; MySQL/PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``), reaps it when its lease
+    expired or its process is gone, and takes it unless it is RUNNING under a live lease.
+
+    Args:
+        manager: the database.
+        run_id: the run to continue.
+        stale_after: the new lease's length.
+        take_over: a RUNNING run still leased to this token is taken anyway: its holder is known
+            to be dead (a SLURM job requeued under the same job id).
+
+    Returns:
+        The :class:`Claim` (``repeat_idx`` from the row), or ``None`` when the run does not
+        exist, is being decided by another process, or runs under a live lease.
+    """
+    from .db import models as m
+
+    TR = m.TrialRun
+    db, backend = manager.database, manager._backend
+    owner = new_owner()
+
+    def fn() -> tuple[int, int] | None:
+        q = TR.select(TR.trial, TR.repeat_idx, TR.status, TR.owner).where(TR.id == run_id)
+        if backend != "sqlite":
+            q = q.for_update("FOR UPDATE SKIP LOCKED")
+        found = list(q.tuples().execute(db))
+        if not found:
+            return None
+        trial_id, repeat_idx, status, holder = found[0]
+        live = status == RunStatus.RUNNING.value and not reap(manager, [run_id])
+        if live and (take_over is None or holder != take_over):
+            return None
+        _continue_row(manager, run_id, owner, stale_after)
+        return trial_id, repeat_idx or 0
+
+    def committed() -> tuple[bool, tuple[int, int] | None]:
+        row = TR.select(TR.trial, TR.repeat_idx).where((TR.id == run_id) & (TR.owner == owner)).tuples()
+        rows = list(row.execute(db))
+        return bool(rows), ((rows[0][0], rows[0][1] or 0) if rows else None)
+
+    won = manager.run_in_transaction(fn, what=f"continuing trial run {run_id}", verify=committed)
+    if won is None:
+        return None
+    return Claim(won[0], won[1], run_id, owner, float(stale_after))
 
 
 def _opt_dt(value: Any) -> _dt.datetime | None:

@@ -359,6 +359,7 @@ class LightningPipeline(Pipeline):
         data = _get(config, "data")
         self.datamodule = instantiate(data, key="data") if data else None
         self.trainer: Any = None
+        self.continue_from: str | None = None  # the last checkpoint a continued run fits from
 
     def build_trainer(self) -> Any:
         """Build the Trainer: ExpmanLogger in runner mode, level hooks and configured callbacks.
@@ -390,7 +391,12 @@ class LightningPipeline(Pipeline):
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
             callbacks.append(ModelCheckpoint(dirpath=str(self.env.artifact_dir / "checkpoints")))
+        # last.ckpt every epoch: an interrupted run continues from it (unless save_last is set).
+        first = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+        if first is not None and first.save_last is None:
+            first.save_last = True
         run_info = dict(self.run_info)
+        self.continue_from = run_info.pop("continue_from", None)
         run_info.setdefault("workdir", str(self.env.workdir))
         self.trainer = ExpmanTrainer(
             save_dir=str(self.env.workdir),
@@ -434,7 +440,7 @@ class LightningPipeline(Pipeline):
         test = self._test_mode()
         logger = trainer.expman_logger if isinstance(trainer, ExpmanTrainer) else None
         try:
-            trainer.fit(self.model, datamodule=self.datamodule)
+            trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=self.continue_from)
             if test and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED):
                 # The best checkpoint when one is monitored, else the weights the fit ended with.
                 best = trainer.checkpoint_callback

@@ -232,12 +232,14 @@ def test_resume_reruns_lost_runs_and_leaves_live_ones_to_their_process(failing):
     )
     assert "bad run 1/2" not in out.split("\n\n")[0]  # progress lines: only this process's runs
     assert "1 by other processes (1 running)" in out
-    # The live run's holder declared a short lease and went silent: it is lost, and run again.
+    # The live run's holder declared a short lease and went silent: it is lost, and continued
+    # from its last checkpoint in its own row (lightning_expman.continuation).
     set_run(root, live["id"], lease_s=0.001)
     code, out, err = expman("run", str(cfg), "--resume", *FIXES, cwd=root)
     assert code == 0, err
-    assert len(runs_of(root)) == len(rows) + 2
-    assert next(r for r in runs_of(root) if r["id"] == live["id"])["status"] == "LOST"
+    assert len(runs_of(root)) == len(rows) + 1
+    continued = next(r for r in runs_of(root) if r["id"] == live["id"])
+    assert (continued["status"], continued["attempts"]) == ("COMPLETED", 2)
 
 
 def test_fail_fast_stops_at_the_first_failure(tmp_path):

@@ -193,6 +193,39 @@ class RunLifecycle(ManagerBase):
 
         self.run_in_transaction(fn, what=f"describe trial run {trial_run_id}", idempotent=True)
 
+    def add_to_context(self, trial_run_id: int, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into a trial run's ``context`` (top-level keys replaced); secrets masked."""
+
+        def fn() -> None:
+            row = m.TrialRun.select(m.TrialRun.context).where(m.TrialRun.id == trial_run_id).first(self._db)
+            if row is None:
+                return
+            merged = {**(row.context or {}), **dict(values)}
+            m.TrialRun.update(context=_scrub_value(merged)).where(m.TrialRun.id == trial_run_id).execute(
+                self._db
+            )
+
+        self.run_in_transaction(fn, what=f"add to the context of trial run {trial_run_id}", idempotent=True)
+
+    def delete_trial_run(self, trial_run_id: int) -> None:
+        """Delete a trial run with everything recorded for it (artifacts only it links included)."""
+        TRA = m.TrialRunArtifact
+
+        def fn() -> None:
+            ids = [
+                r[0]
+                for r in TRA.select(TRA.artifact)
+                .where(TRA.trial_run == trial_run_id)
+                .tuples()
+                .execute(self._db)
+            ]
+            m.Claim.update(trial_run=None).where(m.Claim.trial_run == trial_run_id).execute(self._db)
+            m.TrialRun.delete().where(m.TrialRun.id == trial_run_id).execute(self._db)  # links cascade
+            if ids:
+                m.Artifact.delete().where(m.Artifact.id.in_(ids)).execute(self._db)
+
+        self.run_in_transaction(fn, what=f"delete trial run {trial_run_id}", idempotent=True)
+
     def _get_run(self, trial_run_id: int) -> m.TrialRun:
         return m.TrialRun.select().where(m.TrialRun.id == trial_run_id).get(self._db)
 

@@ -18,8 +18,10 @@ Decisions where the issue is silent:
 * **Resume** (``resume=True``, the default: running a grid again never repeats finished work)
   looks at each (trial, repeat): COMPLETED and STOPPED runs are skipped (no new row; reported
   SKIPPED), FAILED, ABORTED and LOST runs are run again (a new row; the old one stays as
-  history). A changed configuration (``config_hash`` differs from the stored experiment's) is
-  refused with a one-line :class:`ConfigError` unless ``force=True``, which then stores the new
+  history) — except that ABORTED, LOST and faulted FAILED runs with a usable last checkpoint
+  continue in their own row (``continue_runs``; see :mod:`lightning_expman.continuation`).
+  A changed configuration (``config_hash`` differs from the stored experiment's) is refused
+  with a one-line :class:`ConfigError` unless ``force=True``, which then stores the new
   config and hash.
 * **Several processes, one grid** (see :mod:`lightning_expman.coordination`). With a db tracker,
   each (trial, repeat) is claimed in the database before it runs, so any number of
@@ -188,6 +190,7 @@ class Experiment:
         address: str | None = None,
         on_result: Callable[[RunResult], None] | None = None,
         on_progress: Callable[[str, Any], None] | None = None,
+        continue_runs: bool = True,
     ) -> ExperimentSummary:
         """Run every trial x repeat this process claims (see the module docstring for
         resume/force/workers semantics and coordination between processes).
@@ -210,6 +213,9 @@ class Experiment:
             on_result: called with each :class:`RunResult` as it is known (progress output).
             on_progress: live progress of the runs in progress: ``("start", RunResult)`` and
                 ``("epoch", EpochProgress)`` (see :mod:`lightning_expman.progress`; local executors).
+            continue_runs: continue an interrupted run (ABORTED, LOST, FAILED by a fault) from its
+                last checkpoint in the same row (see :mod:`lightning_expman.continuation`);
+                ``False`` starts it over as a new row (``expman run --restart``).
 
         Returns:
             The :class:`ExperimentSummary`.
@@ -249,7 +255,9 @@ class Experiment:
         if todo:
             workers = min(workers, len(todo))  # no idle processes
             execute = executor_for(executor, workers=workers, address=address)
-            claims = ClaimOptions(stale_after, wait=wait, restart=force and not resume)
+            claims = ClaimOptions(
+                stale_after, wait=wait, restart=force and not resume, continue_runs=continue_runs
+            )
             batch = Batch(self, todo, total, workers, fail_fast, results, on_result, claims, on_progress)
             with _sigterm_as_interrupt():
                 outcome = execute(batch)

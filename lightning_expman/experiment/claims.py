@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config._util import to_plain
+from ..continuation import ContinuePlan, plan_continue, run_folder, set_aside
 from ..coordination import Claim, Claimer, Lease, UnitState, heartbeat_interval, reap
 from ..enums import RunStatus
 from .plan import _container, _Job
@@ -38,12 +39,15 @@ class ClaimOptions:
         started: the session's start on the database clock (a launcher's workers share it).
         wait: keep polling units running elsewhere and claim those that are lost.
         restart: hand every unit not running back first (``--no-resume --force``).
+        continue_runs: continue an interrupted unit's run from its last checkpoint (see
+            :mod:`lightning_expman.continuation`); ``False`` (``--restart``): a new row from scratch.
     """
 
     stale_after: float
     started: _dt.datetime | None = None
     wait: bool = False
     restart: bool = False
+    continue_runs: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class _GridClaims:
         stale_after: float,
         started: _dt.datetime | None = None,
         wait: bool = False,
+        continue_runs: bool = True,
     ) -> None:
         self.manager = manager
         self.spec = spec
@@ -93,6 +98,8 @@ class _GridClaims:
         self.claimer = Claimer(manager, stale_after=stale_after, started=started)
         self.wait = wait
         self.trial_ids: dict[int, int] = {}  # trial position -> trial id
+        self.continue_runs = continue_runs
+        self.continue_from: dict[int, str] = {}  # continued run id -> its last checkpoint
 
     @property
     def started(self) -> _dt.datetime:
@@ -122,7 +129,13 @@ class _GridClaims:
 
     def restart(self) -> None:
         """``--no-resume --force``: hand every unit not running now back to be claimed again."""
+        before = self.claimer.states(self.trial_ids.values())
         self.claimer.release(self.trial_ids.values())
+        # Their new runs start in empty folders: the files there now are moved aside with their run.
+        names = {tid: self.spec.trials[pos].name for pos, tid in self.trial_ids.items()}
+        for (tid, repeat), unit in before.items():
+            if unit.run_id is not None and not unit.running:
+                set_aside(self.manager, unit.run_id, run_folder(self.spec, names[tid], repeat))
 
     def claimed(self, jobs: list[_Job]) -> Iterator[tuple[_Job, Claim]]:
         """Yield ``(job, claim)`` for each job this process wins, in order (prepare first).
@@ -137,9 +150,19 @@ class _GridClaims:
             for job in jobs:
                 if job.index in tried or not self.claimer.claimable(states.get(job.index)):
                     continue
-                claim = self.claimer.claim(self.trial_ids[job.trial_pos], job.repeat_idx, seed=job.seed)
+                plan = self._continue_plan(job, states.get(job.index))
+                tid = self.trial_ids[job.trial_pos]
+                if plan is not None and plan.continues:
+                    claim = self.claimer.claim(tid, job.repeat_idx, continue_run=plan.run_id)
+                else:
+                    claim = self.claimer.claim(tid, job.repeat_idx, seed=job.seed)
                 if claim is None:
                     continue
+                if plan is not None and plan.continues and plan.ckpt_path is not None:
+                    self.continue_from[claim.run_id] = plan.ckpt_path
+                elif plan is not None and plan.run_id is not None:  # a new row: never in the old files
+                    trial = self.spec.trials[job.trial_pos]
+                    set_aside(self.manager, plan.run_id, run_folder(self.spec, trial.name, job.repeat_idx))
                 tried.add(job.index)
                 yield job, claim
             if not self.wait:
@@ -151,6 +174,20 @@ class _GridClaims:
             if not waiting:
                 return
             time.sleep(max(0.5, heartbeat_interval(self.claimer.stale_after)))
+
+    def _continue_plan(self, job: _Job, state: UnitState | None) -> ContinuePlan | None:
+        """Whether the unit's interrupted run is continued from its last checkpoint (``None``: no run)."""
+        if state is None or state.run_id is None:
+            return None
+        if not self.continue_runs:
+            return ContinuePlan(state.run_id, None, "--restart: a new run from scratch")
+        trial = self.spec.trials[job.trial_pos]
+        run_dir = run_folder(self.spec, trial.name, job.repeat_idx)
+        plan = plan_continue(
+            self.manager, state.run_id, state.status, run_dir, _container(trial.run_settings(job.seed))
+        )
+        log.info("%s run %s: %s", trial.name, job.repeat_idx, plan.reason)
+        return plan
 
     def _lost_untried(self, state: UnitState, job: _Job, tried: set[int]) -> bool:
         return state.status == RunStatus.LOST.value and job.index not in tried

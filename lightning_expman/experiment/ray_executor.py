@@ -32,6 +32,7 @@ Ray is an optional dependency (``pip install 'lightning-expman[ray]'``), importe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -134,7 +135,9 @@ def _drive(ray: Any, batch: Batch) -> Outcome:
     interrupted = False
     in_flight: dict[Any, tuple[_Job, Claim, Any]] = {}  # task ref -> (job, claim, driver lease)
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_run_task)
-    options = ClaimOptions(grid.claimer.stale_after, grid.started)
+    options = dataclasses.replace(
+        batch.claims or ClaimOptions(grid.claimer.stale_after), started=grid.started
+    )
     try:
         if batch.claims is not None and batch.claims.restart:
             grid.prepare(todo)
@@ -151,8 +154,9 @@ def _drive(ray: Any, batch: Batch) -> Outcome:
                 job, claim = nxt
                 assert claim is not None
                 lease = grid.lease(claim).start()  # until the task adopts the claim
+                resume_from = grid.continue_from.pop(claim.run_id, None)  # a continued run's last.ckpt
                 ref = remote.options(**task_resources(spec.trials[job.trial_pos].settings)).remote(
-                    spec, experiment.factory, job, claim, total, options
+                    spec, experiment.factory, job, claim, total, options, resume_from
                 )
                 in_flight[ref] = (job, claim, lease)
             if not in_flight:
@@ -206,7 +210,13 @@ def _cancel(ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], 
 
 
 def _run_task(
-    spec: ExperimentSpec, factory: Any, job: _Job, claim: Claim, total: int, options: ClaimOptions
+    spec: ExperimentSpec,
+    factory: Any,
+    job: _Job,
+    claim: Claim,
+    total: int,
+    options: ClaimOptions,
+    resume_from: str | None = None,
 ) -> RunResult:
     """One (trial, repeat) inside a Ray task: adopt the driver's claim, run it, return the result."""
     import torch
@@ -224,6 +234,9 @@ def _run_task(
             result = new_result(spec, job, total)
             result.elsewhere = RunStatus.RUNNING
             return result
+        if resume_from and adopted.run_id == claim.run_id and os.path.exists(resume_from):
+            # A continued run: its checkpoint is readable here (the same node, or a shared folder).
+            runner.grid.continue_from[adopted.run_id] = resume_from
         try:
             return runner.run_job(job, total, adopted)
         except _Interrupted as e:

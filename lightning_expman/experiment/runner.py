@@ -150,6 +150,7 @@ class _Runner:
                 stale_after=self.claims.stale_after,
                 started=self.claims.started,
                 wait=self.claims.wait,
+                continue_runs=self.claims.continue_runs,
             )
 
     def jobs(self, todo: list[_Job]) -> Iterator[tuple[_Job, Claim | None]]:
@@ -246,6 +247,8 @@ class _Runner:
             }
             if claim is not None:
                 run_info.update(claimed_run_id=claim.run_id, lease_owner=claim.owner)
+                if self.grid is not None and claim.run_id in self.grid.continue_from:
+                    run_info["continue_from"] = self.grid.continue_from.pop(claim.run_id)  # its last.ckpt
             with _lightning_log_to(run_env):
                 status = self._execute(run_env, config, run_info, trial)
             pipeline = self._pipeline

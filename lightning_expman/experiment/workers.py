@@ -10,6 +10,7 @@ session's start, so the rows are the same as a serial run's.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -75,7 +76,7 @@ def _worker_main(
         if stop.is_set():
             return
         if claims is not None:
-            claims = ClaimOptions(claims.stale_after, tasks.get(), claims.wait)  # the shared session start
+            claims = dataclasses.replace(claims, started=tasks.get())  # the shared session start
         runner = _Runner(
             spec,
             factory,

@@ -75,7 +75,10 @@ class LevelHooks(Callback):
         loggers = expman_loggers(trainer)
         for lg in loggers:
             lg._bind_trainer(trainer)
-        self._loggers = loggers if trainer.is_global_zero else []
+        from .continuation import is_tuning
+
+        # A Tuner call (lr_find, scale_batch_size) is a fit that ends after tuning: it records nothing.
+        self._loggers = loggers if trainer.is_global_zero and not is_tuning(trainer) else []
         self._each(trainer, "_on_stage_setup", trainer, pl_module, str(getattr(stage, "value", stage)))
 
     @override

@@ -301,6 +301,9 @@ class ExpmanLogger(Logger):
         if not any(isinstance(cb, LevelHooks) for cb in trainer.callbacks):
             # First in line: the epoch is open before other callbacks (LearningRateMonitor...) log.
             trainer.callbacks.insert(0, LevelHooks())
+        from .continuation import attach
+
+        attach(trainer)  # the run id in every checkpoint; a restored one continues its run
 
     def _bind_trainer(self, trainer: pl.Trainer) -> None:
         self._trainer_ref = weakref.ref(trainer)
@@ -572,6 +575,9 @@ class ExpmanLogger(Logger):
         user code) it closes the run.
         """
         if self._manager is None:
+            return
+        if status == "finished":  # SLURM's requeue signal, before its hpc checkpoint: the fit goes on
+            self.manager.flush()
             return
         if self._run_open:
             self._reconcile_checkpoints()

@@ -259,6 +259,24 @@ class DBTracker(Tracker):
         self._epochs = set()
         self.writer.start()  # the flush timer runs from the start of the run
 
+    def continue_run(self, run_id: int, owner: str) -> None:
+        """Record into trial run ``run_id`` — re-claimed by this process under lease ``owner`` (see
+        :mod:`lightning_expman.continuation`) — instead of the run opened for this fit, which is
+        deleted: it was opened a moment ago and holds nothing of its own."""
+        from ..coordination import Lease
+
+        self.flush()
+        opened, self.trial_run_id = self.trial_run_id, int(run_id)
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.stop()
+        if opened is not None and opened != run_id:
+            self.manager.delete_trial_run(opened)
+        self._owner = owner
+        self._lease = Lease(self.manager, self.trial_run_id, owner, stale_after=self.stale_after).start()
+        self.epoch_idx = None
+        self._epochs = set()
+
     def on_start(self, level: Level, **kwargs: Any) -> None:
         self._open.append(Level(level))
 
