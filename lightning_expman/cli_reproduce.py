@@ -78,11 +78,11 @@ def _num(value: float | None) -> str:
 def reproduce_command(args: argparse.Namespace) -> int:
     """Handler of ``expman reproduce``; returns the exit code."""
     from .cli_read import render_table
-    from .cli_run import make_cwd_importable
+    from .cli_run import make_importable
     from .masking import mask_url
     from .reproduce import reproduce
 
-    make_cwd_importable()
+    make_importable()
     url = args.db or args._default_db()
     outcome = reproduce(url, args.run_id, workspace=args.workspace, tolerance=args.tolerance)
     for line in outcome.warnings:

@@ -150,12 +150,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def make_importable(config_dir: str | os.PathLike[str]) -> None:
+def make_importable(config_dir: str | os.PathLike[str] | None = None) -> None:
     """Class paths resolve from the current directory first (as ``python -m`` does), then from the
     config folder (a ``model.py`` beside the YAML files, as ``expman init`` writes)."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    if config_dir is None:
+        return
     folder = os.path.abspath(config_dir)
     if os.path.isdir(folder) and folder not in sys.path:
         sys.path.insert(sys.path.index(cwd) + 1, folder)

@@ -142,7 +142,9 @@ def test_a_killed_launcher_s_run_is_lost_after_its_lease_and_run_again(db_url, t
     time.sleep(2.5)
     _, out, _ = _expman("ls", "--db", db_url, cwd=tmp_path)
     assert "1 lost" in out and _rows(db_url)[0][2] == "RUNNING"  # shown lost; ls wrote nothing
-    code, out, err = _expman("run", str(cfg), "--db", db_url, cwd=tmp_path)
+    # --restart: a new row from scratch (without it the run would continue from its last
+    # checkpoint in the same row when it had written one: tests/test_continuation.py).
+    code, out, err = _expman("run", str(cfg), "--db", db_url, "--restart", cwd=tmp_path)
     assert code == 0, err
     (_, _, first, error), (_, _, second, _) = _rows(db_url)
     assert first == "LOST" and error.startswith("lost: no heartbeat within its lease")

@@ -144,6 +144,7 @@ class _GridClaims:
         until they end; lost ones are claimed here.
         """
         tried: set[int] = set()
+        settle_by = time.monotonic() + 30
         while True:
             reap(self.manager)
             states = self.states(jobs)
@@ -165,9 +166,15 @@ class _GridClaims:
                     set_aside(self.manager, plan.run_id, run_folder(self.spec, trial.name, job.repeat_idx))
                 tried.add(job.index)
                 yield job, claim
+            states = self.states(jobs)
+            # A unit with no run yet was being claimed by another process right then (its row
+            # locked, SKIP LOCKED passed it by): look again until its claim commits, or take it.
+            unsettled = [j for j in jobs if j.index not in tried and states[j.index].status is None]
+            if unsettled and time.monotonic() < settle_by:
+                time.sleep(0.05)
+                continue
             if not self.wait:
                 return
-            states = self.states(jobs)
             waiting = [
                 j for j in jobs if states[j.index].running or self._lost_untried(states[j.index], j, tried)
             ]
