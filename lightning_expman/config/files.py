@@ -34,7 +34,7 @@ DEFAULT_WORKSPACE = "outputs"
 
 ENV_KEYS = ("workspace", "verbose", "debug", "trackers")
 EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline")
-TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags")
+TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags", "search", "hpo")
 STANDARD_PIPELINE = "lightning"
 """``pipeline: lightning`` in experiment.yaml is the standard pipeline (``spec.pipeline is None``)."""
 
@@ -244,6 +244,7 @@ class _RawTrial:
     grid_parts: dict[str, list[str | int]]
     grid_force: set[str]  # keys written "+key": may add a key that exists nowhere
     tags: dict[str, Any]
+    search: tuple[str, Any] | None = None  # ("search" | "hpo", the block): see config/search.py
 
 
 def load_trials(config_dir: Path) -> list[_RawTrial]:
@@ -326,6 +327,15 @@ def load_trials(config_dir: Path) -> list[_RawTrial]:
                 grid_parts=grid_parts,
                 grid_force=grid_force,
                 tags=_tags(item.get("tags"), file, f"{at}.tags"),
+                search=_search_block(item, file, at),
             )
         )
     return trials
+
+
+def _search_block(item: Mapping[str, Any], file: str, at: str) -> tuple[str, Any] | None:
+    """The trial's ``search:`` or ``hpo:`` block, unparsed (the loader validates it against settings)."""
+    given = [k for k in ("search", "hpo") if k in item]
+    if len(given) > 1:
+        raise ConfigError("give search or hpo (the guide's form), not both", file=file, key=f"{at}.hpo")
+    return (given[0], item[given[0]]) if given else None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ._util import copy_tree, deep_merge, format_key, set_path, short
@@ -150,6 +151,7 @@ def load(
                     )
 
     trials: list[TrialSpec] = []
+    searches: list[tuple[TrialSpec, Any]] = []
     names: dict[str, str] = {}
     ids: dict[int, str] = {}
     folders: dict[str, str] = {}  # lower-cased folder name -> trial name
@@ -168,6 +170,13 @@ def load(
             overrides=override_origins,
             fallback=(exp_file, "settings."),
         )
+        search = None
+        if raw.search is not None:
+            from .search import parse_search
+
+            search = parse_search(
+                raw.search[1], trials_file, f"{at}.{raw.search[0]}", raw.search[0], merged, list(raw.grid)
+            )
         combos = expand_grid(raw.grid) if raw.grid else [{}]
         labels = short_grid_keys(list(raw.grid)) if raw.grid else {}
         tags = {**experiment.tags, **raw.tags}
@@ -240,19 +249,21 @@ def load(
             names[name] = f"trial {at} {raw.name!r}"
             ids[trial_id] = f"trial {name!r}"
             params = {k: copy_tree(v) for k, v in combo.items()}
-            trials.append(
-                TrialSpec(
-                    name=name,
-                    id=trial_id,
-                    repeat=raw.repeat,
-                    data=settings,
-                    params=params,
-                    tags=tags,
-                    index=len(trials),
-                    seed=seed,
-                    raw=raw_settings,
-                )
+            trial = TrialSpec(
+                name=name,
+                id=trial_id,
+                repeat=raw.repeat,
+                data=settings,
+                params=params,
+                tags=tags,
+                index=len(searches) if search is not None else len(trials),
+                seed=seed,
+                raw=raw_settings,
             )
+            if search is not None:  # a template: its trials are sampled when the search runs
+                searches.append((trial, search))
+            else:
+                trials.append(trial)
 
     exp_level = copy_tree(exp_settings)
     for ov in parsed_overrides:
@@ -276,4 +287,5 @@ def load(
         settings=exp_level,
         trials=trials,
         overrides=tuple(ov.text for ov in parsed_overrides),
+        searches=searches,
     )
