@@ -328,14 +328,10 @@ def _resolve_key(written: Any, settings: dict[str, Any], file: str, at: str) -> 
                 cls = str(get_path(settings, [section.split(".")[0], "class_path"])[1] or "")
                 if cls and _accepts(cls, parts[0]):
                     return f"{section}.{parts[0]}"
-    parent_ok, parent = get_path(settings, parts[:-1]) if len(parts) > 1 else (True, settings)
-    if (
-        len(parts) > 1
-        and parent_ok
-        and isinstance(parent, Mapping)
-        and format_key(parts[:-1]).endswith("init_args")
-    ):
-        return key  # a new init argument of a class the settings name
+    if len(parts) == 3 and parts[1] == "init_args":  # a new argument of a class the settings name
+        cls = get_path(settings, [parts[0], "class_path"])[1]
+        if isinstance(cls, str) and isinstance(parts[2], str) and _accepts(cls, parts[2]):
+            return key
     raise _err(f"unknown settings key {key!r}{hint(key, keys)}", file, at)
 
 

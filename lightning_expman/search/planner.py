@@ -221,6 +221,16 @@ class Planner:
     def tell(self, trial: optuna.Trial, values: list[list[float]] | None, state: str) -> None:
         """Finish ``trial``: ``state`` is ``complete`` (``values``: per repeat, per metric; the mean
         over repeats is told), ``pruned``, ``failed`` (counted) or ``aborted`` (replaced later)."""
+        try:
+            self._tell(trial, values, state)
+        except RuntimeError as e:
+            # GridSampler.after_trial calls Study.stop() once the grid is covered, which Optuna
+            # allows only inside optimize(); the trial's state is stored before that (Optuna's
+            # _tell sets it in a finally block), so this is not an error for ask/tell.
+            if "Study.stop" not in str(e):
+                raise
+
+    def _tell(self, trial: optuna.Trial, values: list[list[float]] | None, state: str) -> None:
         S = self.optuna.trial.TrialState
         if state == "complete" and values:
             means = [sum(v[i] for v in values) / len(values) for i in range(len(self.search.metrics))]
