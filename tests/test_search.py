@@ -58,11 +58,17 @@ def _runs(url: str) -> list[dict]:
     manager = DatabaseManager(url)
     try:
         with manager.database.bind_ctx(m.ALL_MODELS):
-            q = m.TrialRun.select(m.TrialRun, m.Trial).join(m.Trial).order_by(m.TrialRun.id)
+            q = (
+                m.TrialRun.select(m.TrialRun, m.Trial, m.Experiment)
+                .join(m.Trial)
+                .join(m.Experiment)
+                .order_by(m.TrialRun.id)
+            )
             return [
                 {
                     "id": r.id,
                     "trial": r.trial.name,
+                    "experiment": r.trial.experiment.title,
                     "repeat_idx": r.repeat_idx,
                     "status": r.status,
                     "epochs": m.Epoch.select().where(m.Epoch.trial_run == r.id).count(),
@@ -108,10 +114,15 @@ def test_guide_hpo_config_runs_as_written_and_optuna_holds_the_repeats_mean(tmp_
         hist = q.history(run_ids, "val_loss").rows
         best = [min(h["value"] for h in hist if h["run_id"] == rid) for rid in run_ids]
         assert t.value == pytest.approx(sum(best) / 2)
-        # the sampled values are the run's settings
-        cfg_row = summary.results[0]
-        assert cfg_row.params
-    trial0 = [r for r in summary.results if r.trial == "guide-t000"][0]
+        # the sampled values are the runs' settings (and the interpolations follow them)
+        run_cfg = yaml.safe_load(
+            (tmp_path / "ws/exp/trials" / f"guide-t{t.number:03d}/run_2/config.yaml").read_text()
+        )
+        assert run_cfg["training"]["learning_rate"] == t.params["training.learning_rate"]
+        assert run_cfg["model"]["init_args"]["lr"] == t.params["training.learning_rate"]
+        assert run_cfg["data"]["init_args"]["batch_size"] == t.params["training.batch_size"]
+        assert run_cfg["seed"] == 8
+    trial0 = next(r for r in summary.results if r.trial == "guide-t000")
     assert trial0.params == study.trials[0].params
 
 
@@ -178,7 +189,7 @@ def test_num_trials_exact_in_process_and_two_workers(db_url: str, tmp_path: Path
         over = [t for t in trials if t.state.name != "COMPLETE"]
         assert all(t.user_attrs.get("expman_over_budget") for t in over)
     runs = _runs(db_url)
-    assert len(runs) == 8 and len({r["trial"] for r in runs}) == 8
+    assert len(runs) == 8 and len({(r["experiment"], r["trial"]) for r in runs}) == 8
     assert all(r["status"] == "COMPLETED" for r in runs)
 
 
