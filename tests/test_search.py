@@ -257,3 +257,50 @@ def test_kill_and_resume_reaches_exactly_num_trials(tmp_path: Path) -> None:
     runs = _runs(url)
     assert sum(r["status"] == "COMPLETED" for r in runs) == 4
     assert {r["status"] for r in runs} <= {"COMPLETED", "LOST"}
+
+
+def test_bad_sampler_option_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from lightning_expman.errors import ConfigError
+
+    cfg = write_config(tmp_path, _search_trials(2, sampler={"type": "tpe", "n_startup": 3}))
+    with pytest.raises(
+        ConfigError, match=r"sampler tpe has no option 'n_startup'.*did you mean 'n_startup_trials'"
+    ):
+        Experiment.create(cfg).run()
+    assert not (tmp_path / "expman.db").exists() and not (tmp_path / "ws").exists()
+
+
+def test_failing_trials_count_towards_the_budget(tmp_path: Path) -> None:
+    settings = {
+        "seed": 0,
+        "model": {
+            "class_path": "tests.tiny.TinyClassifier",
+            "init_args": {"hidden": 4, "lr": 0.1, "fail_at_step": 0},
+        },
+        "data": {"class_path": "tests.tiny.TinyDataModule", "init_args": {"n": 32, "batch_size": 16}},
+        "trainer": {"max_epochs": 1},
+    }
+    cfg = write_config(tmp_path, _search_trials(2, repeat=2), settings=settings)
+    url = f"sqlite:///{tmp_path / 'expman.db'}"
+    summary = Experiment.create(cfg).run()
+    assert summary.exit_code == 1
+    trials = _study(url, "exp/s").trials
+    assert len(trials) == 2 and all(t.state.name == "FAIL" and t.user_attrs["expman_counted"] for t in trials)
+    assert [r["status"] for r in _runs(url)] == ["FAILED", "FAILED"]  # repeat 2 of a failed trial is not run
+
+
+def test_several_metrics_with_nsga2(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path,
+        _search_trials(
+            2, repeat=2, sampler="nsga2", metric=["val_loss", "val_acc"], direction=["min", "max"]
+        ),
+    )
+    url = f"sqlite:///{tmp_path / 'expman.db'}"
+    assert Experiment.create(cfg).run().exit_code == 0
+    study = _study(url, "exp/s")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    for t in study.trials:
+        per_repeat = t.user_attrs["expman_repeat_values"]
+        assert len(per_repeat) == 2
+        assert t.values == pytest.approx([sum(v[i] for v in per_repeat) / 2 for i in range(2)])
