@@ -304,3 +304,20 @@ def test_several_metrics_with_nsga2(tmp_path: Path) -> None:
         per_repeat = t.user_attrs["expman_repeat_values"]
         assert len(per_repeat) == 2
         assert t.values == pytest.approx([sum(v[i] for v in per_repeat) / 2 for i in range(2)])
+
+
+@pytest.mark.slow
+def test_mlflow_shows_the_search_trials_and_their_repeats(tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    cfg = write_config(tmp_path, _search_trials(2, repeat=2))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = yaml.safe_load((cfg / "env.yaml").read_text())
+    env["trackers"].append({"type": "mlflow", "tracking_uri": uri})
+    (cfg / "env.yaml").write_text(yaml.safe_dump(env))
+    assert Experiment.create(cfg).run().exit_code == 0
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(p.data.tags["expman.trial"] for p in parents.values()) == ["s-t000", "s-t001"]
+    assert len(children) == 4 and {c.data.tags["mlflow.parentRunId"] for c in children} == set(parents)

@@ -21,6 +21,10 @@ Decisions where the issue is silent:
   trial, ``<experiment>/<trial>``, in the experiment's database) up to ``num_trials``: finished
   trials are untouched. A changed search block is a changed configuration (refused without
   ``--force``, as for grids).
+* **A new study** needs a new experiment name: ``--no-resume --force`` re-runs the grid trials
+  but the study continues (Optuna cannot empty a study; its finished trials are results).
+* **DDP.** The pruning callback reports from global rank zero and broadcasts the decision; the
+  planner itself runs in the launching process (tested on CPU without DDP only).
 * **Workers / processes.** Each process (``--workers N`` spawns N) is an independent planner on
   the shared study; the budget is exact across any number of them (see :mod:`.planner`).
 * **Grid trials beside searches** run first, as usual; then the searches.
