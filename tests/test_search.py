@@ -173,26 +173,6 @@ def test_pruned_runs_are_pruned_with_their_epochs(tmp_path: Path) -> None:
     assert summary.count(RunStatus.PRUNED) == len(pruned)
 
 
-@pytest.mark.slow
-def test_num_trials_exact_in_process_and_two_workers(db_url: str, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, _search_trials(3))
-    _use_db(cfg, db_url)
-    Experiment.create(cfg).run(workers=1)
-    cfg2 = write_config(tmp_path / "w", _search_trials(5), name="exp2")
-    _use_db(cfg2, db_url)
-    summary = Experiment.create(cfg2).run(workers=2)
-    assert summary.exit_code == 0
-    for name, n in (("exp/s", 3), ("exp2/s", 5)):
-        trials = _study(db_url, name).trials
-        counted = [t for t in trials if t.state.name == "COMPLETE"]
-        assert len(counted) == n, [(t.number, t.state) for t in trials]
-        over = [t for t in trials if t.state.name != "COMPLETE"]
-        assert all(t.user_attrs.get("expman_over_budget") for t in over)
-    runs = _runs(db_url)
-    assert len(runs) == 8 and len({(r["experiment"], r["trial"]) for r in runs}) == 8
-    assert all(r["status"] == "COMPLETED" for r in runs)
-
-
 def _expman(cfg: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
@@ -206,16 +186,26 @@ def _expman(cfg: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_num_trials_exact_with_two_processes(db_url: str, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, _search_trials(5))
+def test_num_trials_exact_in_process_with_two_workers_and_two_processes(db_url: str, tmp_path: Path) -> None:
+    """One process (workers=1), then two `expman run` processes at once on one study, one of them
+    with --workers 2: three planners race for the last slots; the study ends with exactly
+    num_trials trials, every TRIAL ran once."""
+    alone = write_config(tmp_path / "alone", _search_trials(2), name="alone")
+    _use_db(alone, db_url)
+    assert Experiment.create(alone).run(workers=1).exit_code == 0
+    cfg = write_config(tmp_path, _search_trials(6))
     _use_db(cfg, db_url)
-    procs = [_expman(cfg) for _ in range(2)]
+    procs = [_expman(cfg, "--workers", "2"), _expman(cfg)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    trials = _study(db_url, "exp/s").trials
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 5, [(t.number, t.state) for t in trials]
+    for name, n in (("alone/s", 2), ("exp/s", 6)):
+        trials = _study(db_url, name).trials
+        assert sum(t.state.name == "COMPLETE" for t in trials) == n, [(t.number, t.state) for t in trials]
+        over = [t for t in trials if t.state.name != "COMPLETE"]
+        assert all(t.user_attrs.get("expman_over_budget") for t in over)
     runs = _runs(db_url)
-    assert len(runs) == 5 and all(r["status"] == "COMPLETED" for r in runs)
+    assert len(runs) == 8 and len({(r["experiment"], r["trial"]) for r in runs}) == 8
+    assert all(r["status"] == "COMPLETED" for r in runs)
 
 
 @pytest.mark.slow

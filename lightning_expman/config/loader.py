@@ -53,6 +53,7 @@ from .overrides import (
     unknown_key_error,
 )
 from .schema import SettingsIssue, validate_seed, validate_standard
+from .search import parse_search, split_searches
 from .spec import ExperimentSpec, TrialSpec
 
 __all__ = [
@@ -151,7 +152,7 @@ def load(
                     )
 
     trials: list[TrialSpec] = []
-    searches: list[tuple[TrialSpec, Any]] = []
+    searched: dict[str, Any] = {}  # template trial name -> its SearchSpec (config/search.py)
     names: dict[str, str] = {}
     ids: dict[int, str] = {}
     folders: dict[str, str] = {}  # lower-cased folder name -> trial name
@@ -172,8 +173,6 @@ def load(
         )
         search = None
         if raw.search is not None:
-            from .search import parse_search
-
             search = parse_search(
                 raw.search[1], trials_file, f"{at}.{raw.search[0]}", raw.search[0], merged, list(raw.grid)
             )
@@ -249,21 +248,21 @@ def load(
             names[name] = f"trial {at} {raw.name!r}"
             ids[trial_id] = f"trial {name!r}"
             params = {k: copy_tree(v) for k, v in combo.items()}
-            trial = TrialSpec(
-                name=name,
-                id=trial_id,
-                repeat=raw.repeat,
-                data=settings,
-                params=params,
-                tags=tags,
-                index=len(searches) if search is not None else len(trials),
-                seed=seed,
-                raw=raw_settings,
+            trials.append(
+                TrialSpec(
+                    name=name,
+                    id=trial_id,
+                    repeat=raw.repeat,
+                    data=settings,
+                    params=params,
+                    tags=tags,
+                    index=len(trials),
+                    seed=seed,
+                    raw=raw_settings,
+                )
             )
             if search is not None:  # a template: its trials are sampled when the search runs
-                searches.append((trial, search))
-            else:
-                trials.append(trial)
+                searched[name] = search
 
     exp_level = copy_tree(exp_settings)
     for ov in parsed_overrides:
@@ -287,5 +286,5 @@ def load(
         settings=exp_level,
         trials=trials,
         overrides=tuple(ov.text for ov in parsed_overrides),
-        searches=searches,
+        searches=split_searches(trials, searched),
     )

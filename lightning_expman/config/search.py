@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._util import dotted_keys, format_key, get_path, hint, parse_key, short
 
-__all__ = ["PRUNERS", "SAMPLERS", "SEARCH_FORMS", "SearchSpec", "parse_search"]
+__all__ = ["PRUNERS", "SAMPLERS", "SEARCH_FORMS", "SearchSpec", "parse_search", "split_searches"]
 
 SEARCH_FORMS = ("search", "hpo")
 """The trial keys that hold a search block."""
@@ -396,3 +396,17 @@ def _distribution(value: Any, file: str, at: str) -> dict[str, Any]:
     if step is not None:
         out["step"] = step
     return out
+
+
+def split_searches(trials: list[Any], searched: dict[str, SearchSpec]) -> list[tuple[Any, SearchSpec]]:
+    """Move the searched (template) trials out of ``trials`` (in place, renumbering the rest);
+    returns ``[(template, search)]`` for :class:`ExperimentSpec` ``searches``."""
+    if not searched:
+        return []
+    templates = [(t, searched[t.name]) for t in trials if t.name in searched]
+    trials[:] = [t for t in trials if t.name not in searched]
+    for i, t in enumerate(trials):
+        t.index = i
+    for i, (t, _) in enumerate(templates):
+        t.index = i
+    return templates

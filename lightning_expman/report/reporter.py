@@ -292,10 +292,7 @@ class ExperimentReporter:
                 page.chart(charts.mean_std_bands(groups, f"{metric} per epoch, by trial", "epoch", metric)),
                 anchor="curves",
             )
-        from .search import (
-            search_sections,
-            storage_url,
-        )  # Optuna studies of a search: (lightning_expman.search)
+        from .search import search_sections, storage_url  # Optuna studies (lightning_expman.search)
 
         search_sections(page, storage_url(self._source, q.db), exp["title"])
         runs = q.runs(exp["id"], metrics=[metric])
