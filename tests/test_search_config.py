@@ -158,3 +158,21 @@ def test_dry_run_shows_space_and_budget(tmp_path: Path) -> None:
     assert "search s: 2 repeat(s) per trial" in out
     assert "budget: 7 trials" in out and "model.init_args.lr: float in [0.001, 0.1] log" in out
     assert not (tmp_path / "expman.db").exists()
+
+
+def test_search_beside_a_grid_gives_one_template_per_combination(tmp_path: Path) -> None:
+    trials = [
+        {"name": "plain", "settings": {"trainer": {"max_epochs": 1}}},
+        {
+            "name": "s",
+            "grid": {"model.init_args.hidden": [4, 8]},
+            "search": {"num_trials": 3, "space": SPACE},
+        },
+    ]
+    spec = load(write_config(tmp_path, trials))
+    assert [(t.name, t.index) for t in spec.trials] == [("plain", 0)]
+    assert [(t.name, t.index, t.params) for t, _ in spec.searches] == [
+        ("s-hidden=4", 0, {"model.init_args.hidden": 4}),
+        ("s-hidden=8", 1, {"model.init_args.hidden": 8}),
+    ]
+    assert "searches" in spec.to_container()
