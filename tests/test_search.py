@@ -228,8 +228,9 @@ def test_kill_and_resume_reaches_exactly_num_trials(tmp_path: Path) -> None:
         except Exception:
             continue
         done = [t for t in trials if t.state.name == "COMPLETE"]
-        if done and any(t.state.name == "RUNNING" for t in trials):
-            break
+        names = {f"s-t{t.number:03d}" for t in trials if t.state.name == "RUNNING"}
+        if done and any(r["status"] == "RUNNING" and r["trial"] in names for r in _runs(url)):
+            break  # a trial's fit is under way
     assert proc.poll() is None and done, "the first run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

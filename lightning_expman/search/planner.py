@@ -11,6 +11,9 @@ parameters, turned into TRIALs, told the mean over repeats.
   replaced). Two processes asking for the last slot at once both get a trial number; the one
   with the higher number sees ``num_trials`` counted trials before it, marks its trial FAIL with
   the user attribute ``expman_over_budget`` and stops (Optuna cannot delete a trial).
+* **Known gap.** Optuna fails only trials that have beaten once; the first heartbeat is written
+  right after ``ask``, so a process killed in those milliseconds leaves a RUNNING trial no one
+  fails (it then counts towards the budget; ``optuna`` can fail it by hand).
 * **Names.** Optuna trial *n* of template trial ``mlp`` is the TRIAL ``mlp-t<n>`` (``mlp-t007``);
   its sampled values are the trial's ``params``, its settings the template's with them set.
 """
@@ -158,6 +161,9 @@ class Planner:
         if self.counted() >= self.search.num_trials:
             return None
         trial = self.study.ask(self.distributions)
+        # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
+        # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
+        self.storage.record_heartbeat(trial._trial_id)
         before = sum(
             1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and self._counted(t)
         )
