@@ -72,8 +72,8 @@ def run_searches(
     spec = experiment.spec
     started = time.perf_counter()
     db_url = _db_url(spec)
-    for template, search in spec.searches:  # creates the studies (and Optuna's tables) once, here
-        Planner(spec, template, search, db_url, stale_after)
+    # The studies (and Optuna's tables) are created here once, before any worker starts.
+    planners = [Planner(spec, template, search, db_url, stale_after) for template, search in spec.searches]
     claims = ClaimOptions(stale_after)
     first = len(summary.results)
     if workers > 1:
@@ -82,7 +82,7 @@ def run_searches(
         )
     else:
         results, interrupted, workdir = search_loop(
-            spec, experiment.factory, claims, on_result, fail_fast, first
+            spec, experiment.factory, claims, on_result, fail_fast, first, planners
         )
     if not results and not summary.results and interrupted:
         raise ConfigError("interrupted before the search started")

@@ -71,7 +71,9 @@ class _Loop:
         on_result: Callable[[RunResult], None] | None,
         fail_fast: bool,
         first_index: int,
+        planners: list[Planner] | None = None,
     ) -> None:
+        self.planners = planners  # built by the caller already (in-process runs), else here
         # The runner reads trials by position: give it a spec whose trials are the sampled ones.
         self.spec = spec
         self.run_spec = copy.copy(spec)
@@ -95,8 +97,11 @@ class _Loop:
             status = RunStatus.COMPLETED
             try:
                 runner.open()
-                for template, search in self.spec.searches:
-                    planner = Planner(self.spec, template, search, db_url, self.claims.stale_after)
+                planners = self.planners or [
+                    Planner(self.spec, template, search, db_url, self.claims.stale_after)
+                    for template, search in self.spec.searches
+                ]
+                for planner in planners:
                     while not self.interrupted and not (self.fail_fast and self.failed):
                         trial = planner.ask()
                         if trial is None:
@@ -187,9 +192,10 @@ def search_loop(
     on_result: Callable[[RunResult], None] | None,
     fail_fast: bool,
     first_index: int = 0,
+    planners: list[Planner] | None = None,
 ) -> tuple[list[RunResult], bool, str]:
     """Run the searches in this process. Returns ``(results, interrupted, workdir)``."""
-    loop = _Loop(spec, factory, claims, on_result, fail_fast, first_index)
+    loop = _Loop(spec, factory, claims, on_result, fail_fast, first_index, planners)
     loop.run()
     workdir = str(loop.runner.exp_env.workdir) if loop.runner.exp_env is not None else ""
     return loop.results, loop.interrupted, workdir
