@@ -93,7 +93,7 @@ def search_sections(page: Page, url: str | None, experiment: str) -> int:
         rows = [
             [
                 t.number,
-                t.user_attrs.get("expman_trial", ""),
+                f"{study.study_name.split('/', 1)[-1]}-t{t.number:03d}",  # as the planner names it
                 t.state.name,
                 *(t.values if t.values else [None] * len(study.directions)),
                 *[t.params.get(k) for k in params],

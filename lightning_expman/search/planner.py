@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 COUNTED_FAILURE = "expman_counted"
 OVER_BUDGET = "expman_over_budget"
-TRIAL_ATTR = "expman_trial"
 PRUNING_CALLBACK = "lightning_expman.search.pruning.PruningCallback"
 
 
@@ -158,20 +157,24 @@ class Planner:
     def ask(self) -> optuna.Trial | None:
         """The next trial, or ``None`` when the budget is used up (by anyone)."""
         self.fail_stale()
-        if self.counted() >= self.search.num_trials:
+        seen = self.study.get_trials(deepcopy=False)
+        counted = sum(1 for t in seen if self._counted(t))
+        if counted >= self.search.num_trials:
             return None
         trial = self.study.ask(self.distributions)
         # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
         # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
         self.storage.record_heartbeat(trial._trial_id)
-        before = sum(
-            1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and self._counted(t)
-        )
-        if before >= self.search.num_trials:  # lost the race for the last slot
+        if trial.number != len(seen):  # others asked meanwhile: count what precedes this trial
+            counted = sum(
+                1
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number < trial.number and self._counted(t)
+            )
+        if counted >= self.search.num_trials:  # lost the race for the last slot
             trial.set_user_attr(OVER_BUDGET, True)
             self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
             return None
-        trial.set_user_attr(TRIAL_ATTR, self.trial_name(trial.number))
         return trial
 
     @contextlib.contextmanager
