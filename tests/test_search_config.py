@@ -176,3 +176,16 @@ def test_search_beside_a_grid_gives_one_template_per_combination(tmp_path: Path)
         ("s-hidden=8", 1, {"model.init_args.hidden": 8}),
     ]
     assert "searches" in spec.to_container()
+
+
+def test_guide_hpo_block_in_experiment_yaml_searches_every_trial(tmp_path: Path) -> None:
+    hpo = {"param_space": {"lr": [0.01, 0.1], "batch_size": [16, 32]}, "num_trials": 4}
+    trials = [{"name": "a"}, {"name": "b", "search": {"num_trials": 2, "space": SPACE}}]
+    spec = load(write_config(tmp_path, trials, experiment={"hpo": hpo}))
+    (a, sa), (b, sb) = spec.searches
+    assert (a.name, sa.form, sa.num_trials) == ("a", "hpo", 4)
+    assert set(sa.space) == {"model.init_args.lr", "data.init_args.batch_size"}
+    assert (b.name, sb.num_trials) == ("b", 2)  # a trial's own block wins
+    bad = write_config(tmp_path / "bad", [{"name": "a"}], experiment={"hpo": {"param_space": {"lr": []}}})
+    with pytest.raises(ConfigError, match=r"experiment\.yaml: hpo\.num_trials: is required"):
+        load(bad)

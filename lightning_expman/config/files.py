@@ -33,7 +33,7 @@ DEFAULT_WORKSPACE = "outputs"
 """env.yaml ``workspace`` when absent (relative to the current directory)."""
 
 ENV_KEYS = ("workspace", "verbose", "debug", "trackers")
-EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline")
+EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline", "search", "hpo")
 TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags", "search", "hpo")
 STANDARD_PIPELINE = "lightning"
 """``pipeline: lightning`` in experiment.yaml is the standard pipeline (``spec.pipeline is None``)."""
@@ -143,6 +143,7 @@ class _Experiment:
     settings: dict[str, Any]
     tags: dict[str, Any]
     pipeline: str | None
+    search: tuple[str, Any] | None = None  # for every trial without its own (config/search.py)
 
 
 def load_experiment(config_dir: Path) -> _Experiment:
@@ -189,6 +190,7 @@ def load_experiment(config_dir: Path) -> _Experiment:
         settings=_mapping_or_none(data.get("settings"), file, "settings"),
         tags=_tags(data.get("tags"), file, "tags"),
         pipeline=pipeline,
+        search=_search_block(data, file, ""),
     )
 
 
@@ -337,5 +339,7 @@ def _search_block(item: Mapping[str, Any], file: str, at: str) -> tuple[str, Any
     """The trial's ``search:`` or ``hpo:`` block, unparsed (the loader validates it against settings)."""
     given = [k for k in ("search", "hpo") if k in item]
     if len(given) > 1:
-        raise ConfigError("give search or hpo (the guide's form), not both", file=file, key=f"{at}.hpo")
+        raise ConfigError(
+            "give search or hpo (the guide's form), not both", file=file, key=f"{at}.hpo" if at else "hpo"
+        )
     return (given[0], item[given[0]]) if given else None

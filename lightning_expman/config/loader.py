@@ -176,6 +176,9 @@ def load(
             search = parse_search(
                 raw.search[1], trials_file, f"{at}.{raw.search[0]}", raw.search[0], merged, list(raw.grid)
             )
+        elif experiment.search is not None:  # experiment.yaml's block searches every other trial
+            form, block = experiment.search
+            search = parse_search(block, exp_file, form, form, merged, list(raw.grid))
         combos = expand_grid(raw.grid) if raw.grid else [{}]
         labels = short_grid_keys(list(raw.grid)) if raw.grid else {}
         tags = {**experiment.tags, **raw.tags}

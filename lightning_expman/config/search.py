@@ -2,7 +2,8 @@
 :class:`SearchSpec`. Nothing here imports Optuna; :mod:`lightning_expman.search` turns the spec
 into Optuna distributions, samplers and pruners when a search runs.
 
-Two forms are accepted in a trial of trials.yaml::
+Two forms are accepted, in a trial of trials.yaml or in experiment.yaml (there it searches every
+trial that has no block of its own)::
 
     search:                              # the full form
       num_trials: 20
