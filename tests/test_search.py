@@ -213,8 +213,8 @@ def test_kill_and_resume_reaches_exactly_num_trials(tmp_path: Path) -> None:
     settings = {
         "seed": 1,
         "model": {"class_path": "tests.tiny.TinyClassifier", "init_args": {"hidden": 8, "lr": 0.1}},
-        "data": {"class_path": "tests.tiny.TinyDataModule", "init_args": {"n": 512, "batch_size": 8}},
-        "trainer": {"max_epochs": 8, "log_every_n_steps": 1},
+        "data": {"class_path": "tests.tiny.TinyDataModule", "init_args": {"n": 256, "batch_size": 8}},
+        "trainer": {"max_epochs": 6, "log_every_n_steps": 1},
     }
     cfg = write_config(tmp_path, _search_trials(4), settings=settings)
     url = f"sqlite:///{tmp_path / 'expman.db'}"
