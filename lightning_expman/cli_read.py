@@ -33,7 +33,7 @@ from .errors import QueryError
 
 __all__ = ["register", "render_table"]
 
-_STATUS_ORDER = ("RUNNING", "COMPLETED", "STOPPED", "FAILED", "ABORTED", "LOST", "SKIPPED")
+_STATUS_ORDER = ("RUNNING", "COMPLETED", "STOPPED", "PRUNED", "FAILED", "ABORTED", "LOST", "SKIPPED")
 
 
 # --------------------------------------------------------------------------- formatting

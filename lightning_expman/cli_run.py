@@ -179,6 +179,9 @@ def dry_run_lines(spec: Any) -> list[str]:
         params = " ".join(f"{k}={v}" for k, v in trial.params.items())
         line = f"[{i}/{total}] {trial.name} run {run.repeat_idx}/{trial.repeat} seed {run.seed}"
         lines.append(f"{line}  {params}" if params else line)
+    for template, search in getattr(spec, "searches", []):  # searched trials: space and budget
+        lines.append(f"search {template.name}: {template.repeat} repeat(s) per trial, seed {template.seed}")
+        lines.extend(f"  {line}" for line in search.describe())
     return lines
 
 

@@ -85,6 +85,7 @@ class RunStatus(str, Enum):
     ABORTED = "ABORTED"
     SKIPPED = "SKIPPED"
     LOST = "LOST"  # no heartbeat within its lease, or its process is gone (see coordination)
+    PRUNED = "PRUNED"  # stopped by a search's pruner (lightning_expman.search); its epochs are kept
 
     @classmethod
     def parse(cls, value: RunStatus | str) -> RunStatus:
@@ -103,8 +104,8 @@ class RunStatus(str, Enum):
 
     @property
     def finished(self) -> bool:
-        """True for statuses that resume never re-runs (COMPLETED, STOPPED)."""
-        return self in (RunStatus.COMPLETED, RunStatus.STOPPED)
+        """True for statuses that resume never re-runs (COMPLETED, STOPPED, PRUNED)."""
+        return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.PRUNED)
 
     def __str__(self) -> str:
         return self.value

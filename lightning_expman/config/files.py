@@ -34,8 +34,8 @@ DEFAULT_WORKSPACE = "outputs"
 """env.yaml ``workspace`` when absent (relative to the current directory)."""
 
 ENV_KEYS = ("workspace", "verbose", "debug", "trackers")
-EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline")
-TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags")
+EXPERIMENT_KEYS = ("name", "id", "desc", "settings", "tags", "pipeline", "search", "hpo")
+TRIAL_KEYS = ("name", "id", "repeat", "settings", "grid", "tags", "search", "hpo")
 MAX_RUNS = 100_000
 """The most runs (trials x repeats, grids expanded) one config folder may describe: a larger plan
 is refused with a ConfigError (each run is a Lightning fit; a mistyped grid or ``repeat`` of
@@ -204,6 +204,7 @@ class _Experiment:
     settings: dict[str, Any]
     tags: dict[str, Any]
     pipeline: str | None
+    search: tuple[str, Any] | None = None  # for every trial without its own (config/search.py)
 
 
 def load_experiment(config_dir: Path) -> _Experiment:
@@ -250,6 +251,7 @@ def load_experiment(config_dir: Path) -> _Experiment:
         settings=_mapping_or_none(data.get("settings"), file, "settings"),
         tags=_tags(data.get("tags"), file, "tags"),
         pipeline=pipeline,
+        search=_search_block(data, file, ""),
     )
 
 
@@ -305,6 +307,7 @@ class _RawTrial:
     grid_parts: dict[str, list[str | int]]
     grid_force: set[str]  # keys written "+key": may add a key that exists nowhere
     tags: dict[str, Any]
+    search: tuple[str, Any] | None = None  # ("search" | "hpo", the block): see config/search.py
 
 
 def load_trials(config_dir: Path) -> list[_RawTrial]:
@@ -403,6 +406,17 @@ def load_trials(config_dir: Path) -> list[_RawTrial]:
                 grid_parts=grid_parts,
                 grid_force=grid_force,
                 tags=_tags(item.get("tags"), file, f"{at}.tags"),
+                search=_search_block(item, file, at),
             )
         )
     return trials
+
+
+def _search_block(item: Mapping[str, Any], file: str, at: str) -> tuple[str, Any] | None:
+    """The trial's ``search:`` or ``hpo:`` block, unparsed (the loader validates it against settings)."""
+    given = [k for k in ("search", "hpo") if k in item]
+    if len(given) > 1:
+        raise ConfigError(
+            "give search or hpo (the guide's form), not both", file=file, key=f"{at}.hpo" if at else "hpo"
+        )
+    return (given[0], item[given[0]]) if given else None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ._util import copy_tree, deep_merge, format_key, set_path, short
@@ -52,6 +53,7 @@ from .overrides import (
     unknown_key_error,
 )
 from .schema import SettingsIssue, validate_seed, validate_standard
+from .search import parse_search, split_searches
 from .spec import ExperimentSpec, TrialSpec
 
 __all__ = [
@@ -150,6 +152,7 @@ def load(
                     )
 
     trials: list[TrialSpec] = []
+    searched: dict[str, Any] = {}  # template trial name -> its SearchSpec (config/search.py)
     names: dict[str, str] = {}
     ids: dict[int, str] = {}
     folders: dict[str, str] = {}  # lower-cased folder name -> trial name
@@ -168,6 +171,14 @@ def load(
             overrides=override_origins,
             fallback=(exp_file, "settings."),
         )
+        search = None
+        if raw.search is not None:
+            search = parse_search(
+                raw.search[1], trials_file, f"{at}.{raw.search[0]}", raw.search[0], merged, list(raw.grid)
+            )
+        elif experiment.search is not None:  # experiment.yaml's block searches every other trial
+            form, block = experiment.search
+            search = parse_search(block, exp_file, form, form, merged, list(raw.grid))
         combos = expand_grid(raw.grid) if raw.grid else [{}]
         labels = short_grid_keys(list(raw.grid)) if raw.grid else {}
         tags = {**experiment.tags, **raw.tags}
@@ -253,6 +264,8 @@ def load(
                     raw=raw_settings,
                 )
             )
+            if search is not None:  # a template: its trials are sampled when the search runs
+                searched[name] = search
 
     exp_level = copy_tree(exp_settings)
     for ov in parsed_overrides:
@@ -276,4 +289,5 @@ def load(
         settings=exp_level,
         trials=trials,
         overrides=tuple(ov.text for ov in parsed_overrides),
+        searches=split_searches(trials, searched),
     )

@@ -252,6 +252,7 @@ class ExperimentSpec:
         settings: dict[str, Any],
         trials: list[TrialSpec],
         overrides: tuple[str, ...] = (),
+        searches: list[tuple[TrialSpec, Any]] | None = None,
     ) -> None:
         self.name = name
         self.id = id
@@ -265,7 +266,13 @@ class ExperimentSpec:
         self._settings_data = settings
         self._env: DictConfig | None = None
         self._settings: DictConfig | None = None
-        self.config_hash = stable_hash({"pipeline": pipeline, "trials": [t.config_hash for t in trials]})
+        # Searched trials (a ``search:``/``hpo:`` block): (template trial, SearchSpec); their
+        # trials are sampled when the experiment runs (lightning_expman.search).
+        self.searches = list(searches or [])
+        hashed: dict[str, Any] = {"pipeline": pipeline, "trials": [t.config_hash for t in trials]}
+        if self.searches:
+            hashed["searches"] = [[t.config_hash, s.to_container()] for t, s in self.searches]
+        self.config_hash = stable_hash(hashed)
         self._remember_secrets()
 
     def _remember_secrets(self) -> None:
@@ -339,6 +346,11 @@ class ExperimentSpec:
             "env": env,
             "settings": settings,
             "trials": [t.to_container(mask) for t in self.trials],
+            **(
+                {"searches": [{**t.to_container(mask), "search": s.to_container()} for t, s in self.searches]}
+                if self.searches
+                else {}
+            ),
         }
 
     def __repr__(self) -> str:

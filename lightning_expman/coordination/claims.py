@@ -56,7 +56,7 @@ class UnitState:
 
     @property
     def done(self) -> bool:
-        return self.status in (RunStatus.COMPLETED.value, RunStatus.STOPPED.value)
+        return self.status in (RunStatus.COMPLETED.value, RunStatus.STOPPED.value, RunStatus.PRUNED.value)
 
     @property
     def running(self) -> bool:

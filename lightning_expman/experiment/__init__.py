@@ -269,7 +269,7 @@ class Experiment:
                 if unit is not None and unit.status is not None:  # another process ran it
                     results[job.index].elsewhere = RunStatus.parse(unit.status)
                     results[job.index].run_id = unit.run_id
-        return ExperimentSummary(
+        summary = ExperimentSummary(
             experiment=self.spec.name,
             results=[results[j.index] for j in jobs],
             workdir=outcome.workdir or str(self.spec.workspace / self.spec.name),
@@ -277,3 +277,16 @@ class Experiment:
             interrupted=outcome.interrupted,
             elapsed=time.perf_counter() - started,
         )
+        if self.spec.searches and not interrupted:  # searched trials: see lightning_expman.search
+            from ..search import run_searches
+
+            with _sigterm_as_interrupt():
+                summary = run_searches(
+                    self,
+                    summary,
+                    workers=workers,
+                    fail_fast=fail_fast,
+                    stale_after=stale_after,
+                    on_result=on_result,
+                )
+        return summary

@@ -136,6 +136,7 @@ class ExperimentSummary:
             for s in (
                 RunStatus.COMPLETED,
                 RunStatus.STOPPED,
+                RunStatus.PRUNED,
                 RunStatus.FAILED,
                 RunStatus.ABORTED,
                 RunStatus.LOST,
@@ -188,7 +189,7 @@ class ExperimentSummary:
 
 
 def _done(result: RunResult) -> bool:
-    finished = (RunStatus.COMPLETED, RunStatus.STOPPED)
+    finished = (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.PRUNED)
     return result.status in (*finished, RunStatus.SKIPPED) or result.elsewhere in finished
 
 

@@ -47,7 +47,7 @@ tr.best td { background: var(--best); font-weight: 600; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12px; background: #e2e8f0; }
 .badge.COMPLETED { background: #dcfce7; } .badge.FAILED, .badge.ABORTED { background: #fee2e2; }
 .badge.STOPPED { background: #fef9c3; } .badge.RUNNING { background: #dbeafe; }
-.badge.LOST { background: #fde68a; }
+.badge.LOST { background: #fde68a; } .badge.PRUNED { background: #ede9fe; }
 pre.error { color: var(--bad); white-space: pre-wrap; margin: 0; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 .facts { display: flex; flex-wrap: wrap; gap: 8px 26px; margin: 0 0 12px; }

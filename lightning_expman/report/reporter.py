@@ -38,6 +38,7 @@ class ExperimentReporter:
             from .._state import default_db_url
 
             source = default_db_url()
+        self._source = source
         self.query = Query(source, read_only=True)  # a report never writes
 
     def close(self) -> None:
@@ -291,6 +292,9 @@ class ExperimentReporter:
                 page.chart(charts.mean_std_bands(groups, f"{metric} per epoch, by trial", "epoch", metric)),
                 anchor="curves",
             )
+        from .search import search_sections, storage_url  # Optuna studies (lightning_expman.search)
+
+        search_sections(page, storage_url(self._source, q.db), exp["title"])
         runs = q.runs(exp["id"], metrics=[metric])
         page.section(
             "Runs",

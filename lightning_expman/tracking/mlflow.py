@@ -55,6 +55,7 @@ _STATUS = {
     RunStatus.RUNNING: "RUNNING",
     RunStatus.COMPLETED: "FINISHED",
     RunStatus.STOPPED: "FINISHED",
+    RunStatus.PRUNED: "FINISHED",
     RunStatus.SKIPPED: "FINISHED",
     RunStatus.FAILED: "FAILED",
     RunStatus.ABORTED: "KILLED",

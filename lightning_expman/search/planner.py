@@ -1,0 +1,253 @@
+"""The planner of one searched trial: an Optuna study in the experiment's database, asked for
+parameters, turned into TRIALs, told the mean over repeats.
+
+* **Storage.** Optuna's :class:`~optuna.storages.RDBStorage` on the experiment's database URL
+  (its tables beside ours), with Optuna's heartbeats: a trial whose process died is failed by
+  :func:`optuna.storages.fail_stale_trials` (called before every ask, by any process) and
+  replaced.
+* **Budget.** The study ends with exactly ``num_trials`` counted trials: COMPLETE, PRUNED,
+  RUNNING and WAITING ones, and trials whose runs all failed (a broken configuration is not
+  retried forever). Stale trials failed by the heartbeat check are not counted (they are
+  replaced). Two processes asking for the last slot at once both get a trial number; the one
+  with the higher number sees ``num_trials`` counted trials before it, marks its trial FAIL with
+  the user attribute ``expman_over_budget`` and stops (Optuna cannot delete a trial).
+* **Known gap.** Optuna fails only trials that have beaten once; the first heartbeat is written
+  right after ``ask``, so a process killed in those milliseconds leaves a RUNNING trial no one
+  fails (it then counts towards the budget; ``optuna`` can fail it by hand).
+* **Names.** Optuna trial *n* of template trial ``mlp`` is the TRIAL ``mlp-t<n>`` (``mlp-t007``);
+  its sampled values are the trial's ``params``, its settings the template's with them set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..config._util import copy_tree, parse_key, set_path
+from ..config.interpolation import has_interpolation, resolve
+from ..config.spec import TrialSpec
+from ..errors import ConfigError
+from .space import build_pruner, build_sampler, distributions, require_optuna
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from ..config import ExperimentSpec
+    from ..config.search import SearchSpec
+
+__all__ = ["Planner", "optuna_url", "study_name"]
+
+log = logging.getLogger(__name__)
+
+COUNTED_FAILURE = "expman_counted"
+OVER_BUDGET = "expman_over_budget"
+PRUNING_CALLBACK = "lightning_expman.search.pruning.PruningCallback"
+
+
+def study_name(spec: ExperimentSpec, template: TrialSpec) -> str:
+    """``<experiment>/<template trial>``: one study per searched trial (per grid value beside it)."""
+    return f"{spec.name}/{template.name}"
+
+
+def optuna_url(db_url: str) -> str:
+    """Our database URL as SQLAlchemy's (the drivers peewee uses: pymysql, psycopg2)."""
+    from ..db.connect import parse_url
+
+    url = parse_url(db_url)
+    if url.backend == "sqlite":
+        return f"sqlite:///{url.database}"
+    driver = {"mysql": "mysql+pymysql", "postgresql": "postgresql+psycopg2"}[url.backend]
+    return driver + url.render(hide_password=False)[len(url.backend) :].split("?", 1)[0]
+
+
+def _storage(db_url: str, stale_after: float) -> optuna.storages.RDBStorage:
+    optuna = require_optuna()
+    from ..db.connect import parse_url
+
+    interval = max(1, int(min(10.0, stale_after / 4)))
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    parsed = parse_url(db_url)
+    if parsed.backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": 60}  # our writers share the file
+        if parsed.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+    last: Exception | None = None
+    for _ in range(3):  # two processes creating Optuna's tables at once: the loser retries
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    optuna_url(db_url),
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=interval,
+                    grace_period=max(2 * interval, int(stale_after)),
+                )
+        except Exception as e:
+            last = e
+    raise ConfigError(f"cannot open Optuna's storage in the experiment database: {last}") from last
+
+
+class Planner:
+    """Asks, names and tells the trials of one searched template trial.
+
+    Args:
+        spec: the experiment.
+        template: the searched trial (its settings are every sampled trial's starting point).
+        search: its validated search block.
+        db_url: the experiment's database URL (the study lives there).
+        stale_after: lease length; Optuna's heartbeat interval and grace period follow it.
+    """
+
+    def __init__(
+        self, spec: ExperimentSpec, template: TrialSpec, search: SearchSpec, db_url: str, stale_after: float
+    ) -> None:
+        self.optuna = require_optuna()
+        self.spec = spec
+        self.template = template
+        self.search = search
+        self.name = study_name(spec, template)
+        self.distributions = distributions(search)
+        where = f"trials.yaml: {template.name}.{search.form}"
+        sampler = build_sampler(search, template.seed, f"{where}.sampler")
+        pruner = build_pruner(search, f"{where}.pruner")
+        self.storage = _storage(db_url, stale_after)
+        self.study = self._study(sampler, pruner)
+
+    def _study(self, sampler: Any, pruner: Any) -> optuna.Study:
+        for attempt in range(3):  # create_study(load_if_exists) races only on the very first call
+            try:
+                study = self.optuna.create_study(
+                    storage=self.storage,
+                    study_name=self.name,
+                    sampler=sampler,
+                    pruner=pruner,
+                    directions=list(self.search.directions),
+                    load_if_exists=True,
+                )
+                break
+            except self.optuna.exceptions.DuplicatedStudyError:
+                if attempt == 2:
+                    raise
+        if [d.name.lower() for d in study.directions] != list(self.search.directions):
+            raise ConfigError(
+                f"study {self.name!r} optimizes {[d.name.lower() for d in study.directions]}, "
+                f"the search block says {list(self.search.directions)}; use another experiment name",
+            )
+        return study
+
+    # -- budget
+    def _counted(self, t: Any) -> bool:
+        S = self.optuna.trial.TrialState
+        if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING):
+            return True
+        return t.state == S.FAIL and bool(t.user_attrs.get(COUNTED_FAILURE))
+
+    def counted(self) -> int:
+        """Trials that count towards ``num_trials`` now."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if self._counted(t))
+
+    def fail_stale(self) -> None:
+        """Fail trials whose process stopped beating (Optuna's own check, on the database)."""
+        self.optuna.storages.fail_stale_trials(self.study)
+
+    def ask(self) -> optuna.Trial | None:
+        """The next trial, or ``None`` when the budget is used up (by anyone)."""
+        self.fail_stale()
+        seen = self.study.get_trials(deepcopy=False)
+        counted = sum(1 for t in seen if self._counted(t))
+        if counted >= self.search.num_trials:
+            return None
+        trial = self.study.ask(self.distributions)
+        # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
+        # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
+        self.storage.record_heartbeat(trial._trial_id)
+        if trial.number != len(seen):  # others asked meanwhile: count what precedes this trial
+            counted = sum(
+                1
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number < trial.number and self._counted(t)
+            )
+        if counted >= self.search.num_trials:  # lost the race for the last slot
+            trial.set_user_attr(OVER_BUDGET, True)
+            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+            return None
+        return trial
+
+    @contextlib.contextmanager
+    def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
+        """Optuna's heartbeat thread for ``trial`` while its runs execute."""
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        with get_heartbeat_thread(trial._trial_id, self.storage):
+            yield
+
+    # -- trials
+    def trial_name(self, number: int) -> str:
+        return f"{self.template.name}-t{number:03d}"
+
+    def trial_spec(self, trial: optuna.Trial, index: int) -> TrialSpec:
+        """The TRIAL of Optuna trial ``trial``: the template's settings with the sampled values."""
+        t = self.template
+        params = {key: trial.params[key] for key in self.search.space}
+        data = copy_tree(t._raw if t._raw is not None else t._data)
+        for key, value in params.items():
+            set_path(data, parse_key(key) or [key], copy_tree(value))
+        if self.search.pruner[0] != "none":
+            callbacks = list(data.get("callbacks") or [])
+            callbacks.append(
+                {
+                    "class_path": PRUNING_CALLBACK,
+                    "init_args": {
+                        "study": self.name,
+                        "trial": trial.number,
+                        "monitor": self.search.metrics[0],
+                    },
+                }
+            )
+            data["callbacks"] = callbacks
+        raw = None
+        if has_interpolation(data):
+            raw = data
+            data, problem = resolve(data)
+            if problem:
+                raise ConfigError(f"trial {self.trial_name(trial.number)}: {problem[1]}", key=str(problem[0]))
+        return TrialSpec(
+            name=self.trial_name(trial.number),
+            id=t.id * 100_000 + trial.number + 1,
+            repeat=t.repeat,
+            data=data,
+            params=params,
+            tags={**t.tags, "study": self.name, "optuna_trial": trial.number},
+            index=index,
+            seed=t.seed,
+            raw=raw,
+        )
+
+    def tell(self, trial: optuna.Trial, values: list[list[float]] | None, state: str) -> None:
+        """Finish ``trial``: ``state`` is ``complete`` (``values``: per repeat, per metric; the mean
+        over repeats is told), ``pruned``, ``failed`` (counted) or ``aborted`` (replaced later)."""
+        try:
+            self._tell(trial, values, state)
+        except RuntimeError as e:
+            # GridSampler.after_trial calls Study.stop() once the grid is covered, which Optuna
+            # allows only inside optimize(); the trial's state is stored before that (Optuna's
+            # _tell sets it in a finally block), so this is not an error for ask/tell.
+            if "Study.stop" not in str(e):
+                raise
+
+    def _tell(self, trial: optuna.Trial, values: list[list[float]] | None, state: str) -> None:
+        S = self.optuna.trial.TrialState
+        if state == "complete" and values:
+            means = [sum(v[i] for v in values) / len(values) for i in range(len(self.search.metrics))]
+            trial.set_user_attr("expman_repeat_values", values)
+            self.study.tell(trial, means if len(means) > 1 else means[0])
+        elif state == "pruned":
+            self.study.tell(trial, state=S.PRUNED)
+        else:
+            if state == "failed":
+                trial.set_user_attr(COUNTED_FAILURE, True)
+            self.study.tell(trial, state=S.FAIL)
