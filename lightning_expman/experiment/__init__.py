@@ -229,6 +229,7 @@ class Experiment:
         if executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}", key="executor")
         started = time.perf_counter()
+        requested_workers = workers
         jobs = plan_jobs(self.spec)
         total = len(jobs)
         ledger = _Ledger.open(self.db_url)
@@ -277,14 +278,14 @@ class Experiment:
             interrupted=outcome.interrupted,
             elapsed=time.perf_counter() - started,
         )
-        if self.spec.searches and not interrupted:  # searched trials: see lightning_expman.search
+        if self.spec.searches and not outcome.interrupted:  # searched trials: see lightning_expman.search
             from ..search import run_searches
 
             with _sigterm_as_interrupt():
                 summary = run_searches(
                     self,
                     summary,
-                    workers=workers,
+                    workers=requested_workers,
                     fail_fast=fail_fast,
                     stale_after=stale_after,
                     on_result=on_result,
