@@ -21,9 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def storage_url(source: Any, db: Any) -> str | None:
-    """The SQLAlchemy URL of the database the report reads (``None`` when it cannot be told)."""
+    """The SQLAlchemy URL of the database the report reads, when it holds Optuna studies (``None``
+    otherwise, or when it cannot be told)."""
     import peewee as pw
 
+    if "studies" not in db.get_tables():  # no Optuna study here: open nothing more
+        return None
+    if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
+        # Read-only, like every read command: no -wal/-shm file, no change to the database.
+        path = db.database.removeprefix("file:").split("?", 1)[0]
+        return f"sqlite:///file:{path}?mode=ro&uri=true"
     if isinstance(source, str):
         from ..search.planner import optuna_url
 
@@ -31,8 +38,6 @@ def storage_url(source: Any, db: Any) -> str | None:
             return optuna_url(source)
         except Exception:  # an unusual URL: no search sections
             return None
-    if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
-        return f"sqlite:///{db.database}"
     return None
 
 
