@@ -84,7 +84,7 @@ def test_a_grid_on_two_nodes_records_what_a_serial_run_records(two_nodes, mysql_
     cfg = write_config(tmp_path, GRID, settings=TINY)
     proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path)
     out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, out + err
     assert out.count("COMPLETED") >= 4
     serial = tmp_path / "serial"
     serial.mkdir()

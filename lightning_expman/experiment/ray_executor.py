@@ -186,7 +186,12 @@ def _collect(
     except Exception as e:  # the task never returned: its run must not stay RUNNING
         cancelled = type(e).__name__ == "TaskCancelledError"
         status = RunStatus.ABORTED if cancelled else RunStatus.LOST
-        reason = "interrupted before it started" if cancelled else f"its Ray task failed: {type(e).__name__}"
+        last = (str(e).strip().splitlines() or [""])[-1][:300]  # a task error's own last line
+        reason = (
+            "interrupted before it started"
+            if cancelled
+            else f"its Ray task failed: {type(e).__name__}: {last}"
+        )
         grid.settle(claim, status, reason)  # still the driver's: it never started
         declare_lost(grid.manager, claim.run_id, reason)  # adopted by a task that died
         result = new_result(spec, job, total)
