@@ -246,3 +246,41 @@ def test_a_deadlock_between_writers_is_retried_not_raised(server, request):
         t.join(60)
     assert results == {"first": "first", "second": "second"}
     assert sorted(attempts.values()) == [1, 2]  # exactly one was chosen as the victim and re-run
+
+
+@pytest.mark.parametrize("server", ["mysql", "postgres"])
+def test_a_background_batch_chosen_as_deadlock_victim_is_written_again(server, request):
+    """Inside the writer each operation runs in a savepoint; a deadlock ends the whole
+    transaction (MariaDB then reports the savepoint missing): the batch is re-run, not lost."""
+    import threading
+
+    from lightning_expman.db.writer import BackgroundWriter
+
+    url = request.getfixturevalue(f"{server}_url")
+    setup = DatabaseManager(url)
+    a, b = (setup.create_experiment(name).id for name in ("a", "b"))
+    setup.close()
+    barrier = threading.Barrier(2, timeout=30)
+    calls = {"writer": 0}
+    E = m.Experiment
+
+    def locking(db: DatabaseManager, first: int, second: int, name: str) -> None:
+        calls[name] = calls.get(name, 0) + 1
+        E.update(desc=name).where(E.id == first).execute(db.database)
+        if calls[name] == 1:
+            barrier.wait()
+        E.update(desc=name).where(E.id == second).execute(db.database)
+
+    other = DatabaseManager(url)
+    rival = threading.Thread(
+        target=lambda: other.run_in_transaction(lambda: locking(other, b, a, "rival"), what="rival")
+    )
+    writer_db = DatabaseManager(url)
+    writer = BackgroundWriter(writer_db, flush_interval=0.05)
+    rival.start()
+    writer.submit(locking, writer_db, a, b, "writer")
+    writer.close()  # raises if the batch was given up
+    rival.join(60)
+    other.close()
+    writer_db.close()
+    assert calls["writer"] + calls["rival"] == 3  # one of them was the victim and ran again

@@ -447,7 +447,9 @@ def is_disconnect(db: pw.Database, exc: BaseException) -> bool:
     return False
 
 
-_MYSQL_RETRY_CODES = frozenset({1213, 1205})  # deadlock found; lock wait timeout exceeded
+# Deadlock found; lock wait timeout exceeded. (A savepoint then reports 1305 "does not exist":
+# the chain is walked, so the deadlock under it is found.)
+_MYSQL_RETRY_CODES = frozenset({1213, 1205})
 _PG_RETRY_CODES = frozenset({"40P01", "40001"})  # deadlock detected; serialization failure
 
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionError, DatabaseError
 from .bulk import step_value
-from .connect import is_disconnect
+from .connect import is_conflict, is_disconnect
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
@@ -464,8 +464,10 @@ class BackgroundWriter:
             with db.atomic():  # a savepoint inside the batch's transaction
                 fn(*args, **kwargs)
         except Exception as e:
-            if is_disconnect(db, e):
-                raise _driver_cause(e) from None  # let run_in_transaction reconnect and retry
+            if is_disconnect(db, e) or is_conflict(db, e):
+                # The server ended the whole transaction (a lost connection, or a deadlock victim
+                # whose savepoints are gone with it): run_in_transaction re-runs the batch.
+                raise _driver_cause(e) from None
             failures.append((what, e))
 
     def _fail(self, error: BaseException, values: int) -> None:
