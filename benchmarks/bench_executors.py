@@ -20,35 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 EXPMAN = Path(sys.executable).with_name("expman")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tiny_grid import write_config  # noqa: E402
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def write_config(root: Path, runs: int, epochs: int) -> Path:
-    cfg = root / "cfg"
-    cfg.mkdir()
-    files = {
-        "env": {"workspace": str(root / "ws"), "trackers": [{"type": "db"}]},
-        "experiment": {"name": "bench", "id": 1},
-        "base": {
-            "settings": {
-                "seed": 1,
-                "model": {"class_path": "tests.tiny.TinyClassifier", "init_args": {"hidden": 8}},
-                "data": {
-                    "class_path": "tests.tiny.TinyDataModule",
-                    "init_args": {"n": 256, "batch_size": 16},
-                },
-                "trainer": {"max_epochs": epochs},
-            }
-        },
-        "trials": [{"name": "t", "id": 1, "repeat": runs}],
-    }
-    for name, data in files.items():
-        (cfg / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    return cfg
 
 
 def fresh_database(url: str) -> str:

@@ -20,36 +20,13 @@ import time
 import warnings
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tiny_grid import write_config
 
 from lightning_expman.experiment import Experiment
 from lightning_expman.progress import QuietDisplay, TerminalDisplay
-
-
-def write_config(root: Path, runs: int, epochs: int) -> Path:
-    cfg = root / "cfg"
-    cfg.mkdir()
-    files = {
-        "env": {"workspace": str(root / "ws"), "trackers": [{"type": "db"}]},
-        "experiment": {"name": "bench", "id": 1},
-        "base": {
-            "settings": {
-                "seed": 1,
-                "model": {"class_path": "tests.tiny.TinyClassifier", "init_args": {"hidden": 8}},
-                "data": {
-                    "class_path": "tests.tiny.TinyDataModule",
-                    "init_args": {"n": 256, "batch_size": 16},
-                },
-                "trainer": {"max_epochs": epochs, "log_every_n_steps": 1},
-            }
-        },
-        "trials": [{"name": "t", "id": 1, "repeat": runs}],
-    }
-    for name, data in files.items():
-        (cfg / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    return cfg
 
 
 def main() -> None:
@@ -64,7 +41,7 @@ def main() -> None:
     terminal = os.fdopen(follower, "w")
     times: dict[str, list[float]] = {"quiet": [], "terminal": []}
     with tempfile.TemporaryDirectory() as tmp:
-        experiment = Experiment.create(write_config(Path(tmp), args.runs, args.epochs))
+        experiment = Experiment.create(write_config(Path(tmp), args.runs, args.epochs, log_every_n_steps=1))
         for round_idx in range(args.rounds + 1):
             for kind in ("quiet", "terminal") if round_idx % 2 else ("terminal", "quiet"):
                 display = (
