@@ -207,9 +207,16 @@ def _fit(url: str, tmp_path: Path, **trainer: object):
     from lightning_expman import ExpmanLogger
     from tests.tiny import TinyClassifier, TinyDataModule, fast_trainer_kwargs
 
+    class Steady(L.Callback):
+        """4 ms per step: the fit lasts ~3 s however fast the machine, so the 0.2 s killer
+        strikes many times during it."""
+
+        def on_train_batch_end(self, *args: object) -> None:
+            time.sleep(0.004)
+
     logger = ExpmanLogger("faults", "t", db=url, save_dir=tmp_path, stale_after=30)
     kwargs = fast_trainer_kwargs(**{"max_epochs": 40, "limit_train_batches": 16, **trainer})
-    fit = L.Trainer(logger=logger, enable_checkpointing=False, **kwargs)
+    fit = L.Trainer(logger=logger, enable_checkpointing=False, callbacks=[Steady()], **kwargs)
     return logger, fit, TinyClassifier(), TinyDataModule(n=64, batch_size=4)
 
 
