@@ -57,7 +57,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
-from .base import Tracker, normalize_metric
+from .base import Tracker
+from .db_artifacts import add_checkpoint, as_id, checkpoint_items, guess_type, remove_artifact
 
 if TYPE_CHECKING:
     from ..coordination import Lease
@@ -67,11 +68,6 @@ if TYPE_CHECKING:
 __all__ = ["DBTracker", "flatten_params"]
 
 log = logging.getLogger(__name__)
-
-
-def _as_id(entity: Any) -> int:
-    """Accept a model instance or a bare id from the manager."""
-    return int(getattr(entity, "id", entity))
 
 
 class DBTracker(Tracker):
@@ -187,7 +183,7 @@ class DBTracker(Tracker):
     def on_create(self, level: Level, **kwargs: Any) -> None:
         level = Level(level)
         if level is Level.EXPERIMENT:
-            self.experiment_id = _as_id(
+            self.experiment_id = as_id(
                 self.manager.get_or_create_experiment(
                     kwargs.get("name") or "default",
                     kwargs.get("desc") or "",
@@ -200,7 +196,7 @@ class DBTracker(Tracker):
             if self.experiment_id is None:
                 log.warning("DBTracker: TRIAL created outside an EXPERIMENT; recording it under 'default'")
                 self.on_create(Level.EXPERIMENT, name="default")
-            self.trial_id = _as_id(
+            self.trial_id = as_id(
                 self.manager.get_or_create_trial(
                     self.experiment_id,
                     kwargs.get("name") or kwargs.get("trial_name") or "default",
@@ -243,7 +239,7 @@ class DBTracker(Tracker):
         else:
             reap(self.manager)
             self._owner = new_owner()
-            self.trial_run_id = _as_id(
+            self.trial_run_id = as_id(
                 self.manager.create_trial_run(
                     self.trial_id,
                     RunStatus.RUNNING.value,
@@ -476,7 +472,7 @@ class DBTracker(Tracker):
             return
         self.writer.submit(
             self.manager.add_artifact,
-            artifact_type or _guess_type(artifact_path),
+            artifact_type or guess_type(artifact_path),
             os.fspath(artifact_path),
             **link,
         )
@@ -494,13 +490,13 @@ class DBTracker(Tracker):
         if idx is not None:
             self._ensure_epoch(idx)
         self.writer.submit(
-            _add_checkpoint,
+            add_checkpoint,
             self.manager,
             os.fspath(checkpoint_path),
             self.trial_run_id,
             idx,
             bool(kwargs.get("best", False)),
-            _checkpoint_items(metrics),
+            checkpoint_items(metrics),
         )
 
     def on_remove_artifact(
@@ -524,7 +520,7 @@ class DBTracker(Tracker):
         if all(v is None for v in scope.values()):
             log.debug("DBTracker: removed artifact %s at %s: no open entity", artifact_path, level.name)
             return
-        self.writer.submit(_remove_artifact, self.manager, os.fspath(artifact_path), artifact_type, **scope)
+        self.writer.submit(remove_artifact, self.manager, os.fspath(artifact_path), artifact_type, **scope)
 
     # ------------------------------------------------------------------ flush / close
 
@@ -550,145 +546,3 @@ class DBTracker(Tracker):
             if self._owns_manager and self._manager is not None:
                 self._manager.close()
                 self._manager = None
-
-
-def _checkpoint_items(metrics: Mapping[Any, Any] | None) -> list[tuple[str, float | None, Any]]:
-    """A checkpoint's metrics as stored items; untracked ones (``Metric.NETWORK``...) dropped."""
-    items = []
-    for key, value in (metrics or {}).items():
-        if getattr(key, "tracked", True):
-            items.append(normalize_metric(key, value))
-    return items
-
-
-def _add_checkpoint(
-    manager: DatabaseManager,
-    location: str,
-    trial_run_id: int,
-    epoch_idx: int | None,
-    best: bool,
-    metrics: list[tuple[str, float | None, Any]] | None = None,
-) -> None:
-    """Record a checkpoint linked to its epoch, the run, and RESULTS when best (writer thread).
-
-    A path already recorded for this run (e.g. the best checkpoint reported again when the fit
-    ends) gets the missing links instead of a second artifact row.
-    """
-    from ..db import models as m
-    from ..masking import mask_url
-
-    db = manager.database
-    found = (
-        m.Artifact.select(m.Artifact.id)
-        .join(m.TrialRunArtifact, on=(m.TrialRunArtifact.artifact == m.Artifact.id))
-        .where(
-            (m.TrialRunArtifact.trial_run == trial_run_id)
-            & (m.Artifact.type == "checkpoint")
-            & (m.Artifact.location == mask_url(location))
-        )
-        .order_by(m.Artifact.id.desc())
-        .first(db)
-    )
-    if found is None:
-        artifact = manager.add_artifact(
-            "checkpoint", location, trial_run_id=trial_run_id, epoch_idx=epoch_idx, results=best
-        )
-        if epoch_idx is not None or best:  # add_artifact linked the epoch/results only: add the run
-            manager.link_trial_run_artifact(trial_run_id, _as_id(artifact))
-        if metrics:
-            manager.record_artifact_metrics(_as_id(artifact), metrics)
-        return
-    if epoch_idx is not None:
-        linked = m.EpochArtifact.select().where(
-            (m.EpochArtifact.trial_run == trial_run_id)
-            & (m.EpochArtifact.epoch_idx == epoch_idx)
-            & (m.EpochArtifact.artifact == found.id)
-        )
-        if not linked.exists(db):
-            manager.ensure_epoch(trial_run_id, epoch_idx)
-            manager.link_epoch_artifact(epoch_idx, trial_run_id, found.id)
-    if best:
-        linked = m.ResultsArtifact.select().where(
-            (m.ResultsArtifact.results == trial_run_id) & (m.ResultsArtifact.artifact == found.id)
-        )
-        if not linked.exists(db):
-            manager.link_results_artifact(trial_run_id, found.id)
-
-
-def _remove_artifact(
-    manager: DatabaseManager,
-    location: str,
-    artifact_type: str | None,
-    *,
-    experiment_id: int | None = None,
-    trial_id: int | None = None,
-    trial_run_id: int | None = None,
-) -> int:
-    """Delete the artifacts at ``location`` linked to one entity, and their links (writer thread).
-
-    Returns the number of artifact rows deleted. A row still linked elsewhere (another entity
-    recorded the same file) loses only this entity's links.
-    """
-    from ..db import models as m
-    from ..masking import mask_url
-
-    db = manager.database
-    A = m.Artifact
-    shown = mask_url(location)
-    links: list[tuple[type[m.BaseModel], Any]] = []
-    if experiment_id is not None:
-        links.append((m.ExperimentArtifact, m.ExperimentArtifact.experiment == experiment_id))
-    if trial_id is not None:
-        links.append((m.TrialArtifact, m.TrialArtifact.trial == trial_id))
-    if trial_run_id is not None:
-        links += [
-            (m.TrialRunArtifact, m.TrialRunArtifact.trial_run == trial_run_id),
-            (m.EpochArtifact, m.EpochArtifact.trial_run == trial_run_id),
-            (m.ResultsArtifact, m.ResultsArtifact.results == trial_run_id),
-        ]
-    all_links = (
-        m.ExperimentArtifact,
-        m.TrialArtifact,
-        m.TrialRunArtifact,
-        m.EpochArtifact,
-        m.ResultsArtifact,
-    )
-
-    def fn() -> int:
-        cond = A.location == shown
-        if artifact_type:
-            cond &= A.type == artifact_type
-        linked = None
-        for model, where in links:
-            ids = A.id.in_(model.select(model.artifact).where(where))
-            linked = ids if linked is None else (linked | ids)
-        if linked is None:
-            return 0
-        found = [row.id for row in A.select(A.id).where(cond & linked).execute(db)]
-        if not found:
-            return 0
-        for model, where in links:
-            model.delete().where(where & model.artifact.in_(found)).execute(db)
-        orphans = [
-            aid
-            for aid in found
-            if not any(model.select().where(model.artifact == aid).exists(db) for model in all_links)
-        ]
-        if orphans:
-            A.delete().where(A.id.in_(orphans)).execute(db)
-        return len(orphans)
-
-    return manager.run_in_transaction(fn, what=f"remove artifact {shown!r}")
-
-
-def _guess_type(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in (".ckpt", ".pt", ".pth"):
-        return "checkpoint"
-    if suffix in (".yaml", ".yml", ".json", ".toml"):
-        return "config"
-    if suffix in (".png", ".jpg", ".jpeg", ".svg", ".pdf", ".html"):
-        return "plot"
-    if suffix in (".log", ".txt", ".csv"):
-        return "log"
-    return "file"
