@@ -319,6 +319,16 @@ def _import_check(module: str, name: str, path: str) -> Target:
     return Target(path, params=params, file=getattr(mod, "__file__", None), kind=kind)
 
 
+def _names(idx: _ModuleIndex) -> list[str]:
+    """The names a module defines, those of the modules it star-imports included (for hints)."""
+    names = list(idx.defs)
+    for star in idx.star:
+        sub = _index(star)
+        if isinstance(sub, _ModuleIndex):
+            names += [n for n in sub.defs if not n.startswith("_")]
+    return names
+
+
 def _lookup(module: str, name: str, path: str, depth: int) -> Target:
     idx = _index(module)
     if isinstance(idx, str):
@@ -336,7 +346,7 @@ def _lookup(module: str, name: str, path: str, depth: int) -> Target:
         if idx.lazy:
             return Target(path, file=idx.file)
         return Target(
-            path, error=f"{name!r} is not defined in module {module!r} ({idx.file}){hint(name, idx.defs)}"
+            path, error=f"{name!r} is not defined in module {module!r} ({idx.file}){hint(name, _names(idx))}"
         )
     if found.kind == "import":
         if found.module and depth < 4:

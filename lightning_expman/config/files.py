@@ -160,7 +160,7 @@ def _check_tracker(item: Mapping[str, Any], kind: str, file: str, key: str) -> N
     """A tracker entry's options against its class's signature (names and annotated types) and a
     db tracker's URL, before anything is built or written."""
     from ..tracking.registry import tracker_parameters
-    from .schema import _fits
+    from .typecheck import fits
 
     params, annotations = tracker_parameters(kind)
     for option, value in item.items():
@@ -175,7 +175,7 @@ def _check_tracker(item: Mapping[str, Any], kind: str, file: str, key: str) -> N
                 key=f"{key}.{option}",
             )
         annotation = annotations.get(option)
-        if annotation is not None and not _fits(value, annotation):
+        if annotation is not None and not fits(value, annotation):
             raise ConfigError(f"must be {annotation}, got {short(value)}", file=file, key=f"{key}.{option}")
     if kind == "db" and item.get("url") is not None:
         _check_db_url(item["url"], file, f"{key}.url")
