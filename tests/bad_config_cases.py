@@ -347,9 +347,10 @@ BAD_CONFIGS: list[BadConfig] = [
         ("model.init_args.act={class_path: torch.nn.GELU, init_args: {approximate: 1.5}}",),
     ),
     BadConfig(
-        "trainer_argument_of_another_lightning",
+        "trainer_argument_not_in_installed_lightning",
         {
-            "experiment.yaml": "name: x\nid: 1\nsettings:\n  trainer: {max_epochs: 1, enable_autolog_hparam: false}\n"
+            "experiment.yaml": "name: x\nid: 1\nsettings:\n"
+            "  trainer: {max_epochs: 1, enable_autolog_hparam: false}\n"
         },
         ("experiment.yaml", "settings.trainer.enable_autolog_hparam", "installed lightning.Trainer"),
     ),

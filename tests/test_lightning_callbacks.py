@@ -206,12 +206,12 @@ def test_build_callback_by_type_and_class_path_and_errors():
         build_callback({"type": "early_stoping"})
     with pytest.raises(ConfigError, match="checkpoint, early_stopping, metrics_tracker"):
         build_callback({"type": "nope"})
-    with pytest.raises(ConfigError, match="callbacks: callback 'checkpoint'.*'no_such_arg'"):
+    with pytest.raises(ConfigError, match=r"callbacks: callback 'checkpoint'.*'no_such_arg'"):
         build_callback({"type": "checkpoint", "no_such_arg": 1})
     with pytest.raises(ConfigError, match="not a lightning Callback"):
         build_callback({"class_path": "collections.OrderedDict"})
     with pytest.raises(
-        ConfigError, match="callbacks.class_path: 'no.such.Module': cannot import module 'no.such'"
+        ConfigError, match=r"callbacks\.class_path: 'no\.such\.Module': cannot import module 'no\.such'"
     ):
         build_callback({"class_path": "no.such.Module"})
 

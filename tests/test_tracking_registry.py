@@ -106,7 +106,7 @@ def test_bad_specs():
 def test_broken_lazy_factory(clean_registry):
     register_tracker("ghost", "lightning_expman.does_not_exist:Ghost")
     with pytest.raises(
-        ConfigError, match="tracker type 'ghost'.*cannot import module 'lightning_expman.does_not"
+        ConfigError, match=r"tracker type 'ghost'.*cannot import module 'lightning_expman\.does_not"
     ):
         build_tracker({"type": "ghost"})
     register_tracker("notatracker", "builtins:dict")
