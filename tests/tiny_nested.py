@@ -15,7 +15,7 @@ class ActClassifier(TinyClassifier):
     """:class:`~tests.tiny.TinyClassifier` with ``act`` between its layers.
 
     Args:
-        act: the activation module (its class is recorded as ``act_name`` for the test to read).
+        act: the activation module (anything else is refused; ``act_name`` is its class name).
         hidden: hidden width.
         lr: learning rate.
     """
