@@ -170,7 +170,7 @@ def instantiate_class(
         return factory(**kwargs)
     except TypeError as e:
         # A ``**kwargs`` the signature cannot judge, refused by the base class it goes to.
-        if "unexpected keyword argument" not in str(e):
+        if not any(text in str(e) for text in ("unexpected keyword argument", "invalid keyword argument")):
             raise
         raise ConfigError(f"{label}: {e}", key=key) from e
 
