@@ -38,7 +38,10 @@ Register custom pipelines by name (a plain dict plus a register function) and se
         def run_epoch(self, epoch_idx):
             self.epoch_metrics[Metric.TRAIN_LOSS] = 1.0 / (epoch_idx + 1)
 
-Importing this module does not import torch or lightning.
+This module holds the registry and the factory and re-exports the rest: the seed-style base
+lives in :mod:`.pipeline_base`, the Lightning pipeline in :mod:`.pipeline_lightning`, and
+``instantiate`` (one builder for every ``{class_path, init_args}``) in :mod:`.instantiate`.
+Importing it does not import torch or lightning.
 """
 
 from __future__ import annotations
