@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from ._util import format_key, hint, short
@@ -65,13 +66,21 @@ def fits(value: Any, annotation: str) -> bool:
     A class spec (``{class_path: ...}``) fits any annotation but a builtin scalar or container:
     it becomes an object, which is checked where it is built.
     """
-    try:
-        node = ast.parse(annotation, mode="eval").body
-    except SyntaxError:
+    node = _parse(annotation)
+    if node is None:
         return True
     if isinstance(value, Mapping) and "class_path" in value:
         return _fits_node(_Obj(), node)
     return _fits_node(value, node)
+
+
+@lru_cache(maxsize=1024)
+def _parse(annotation: str) -> ast.expr | None:
+    # Cached: a grid checks the same few annotations once per trial.
+    try:
+        return ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return None
 
 
 class _Obj:
