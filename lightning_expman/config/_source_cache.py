@@ -37,7 +37,17 @@ def _entry(module: str, file: str) -> Path | None:
     key = "|".join(
         map(
             str,
-            (module, file, stat.st_size, stat.st_mtime_ns, builder.st_size, builder.st_mtime_ns, sys.version),
+            # classpath.py's path too: two checkouts never share entries built by different code.
+            (
+                module,
+                file,
+                stat.st_size,
+                stat.st_mtime_ns,
+                _BUILDER,
+                builder.st_size,
+                builder.st_mtime_ns,
+                sys.version,
+            ),
         )
     )
     return _folder() / f"{hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()}.pickle"
