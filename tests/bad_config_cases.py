@@ -264,9 +264,95 @@ BAD_CONFIGS: list[BadConfig] = [
         ("base.yaml", "settings.trainer.callbacks", "top-level 'callbacks:'"),
     ),
     BadConfig(
-        "trainer_logger",
-        _base("  trainer: {enable_progress_bar: false}\n", "  trainer: {logger: false}\n"),
-        ("base.yaml", "settings.trainer.logger", "trackers in env.yaml"),
+        "trainer_logger_not_a_spec",
+        _base("  trainer: {enable_progress_bar: false}\n", "  trainer: {logger: csv}\n"),
+        ("base.yaml", "settings.trainer.logger", "must be a Lightning logger", "'csv'"),
+    ),
+    BadConfig(
+        "trainer_logger_class_typo",
+        _base(
+            "  trainer: {enable_progress_bar: false}\n",
+            "  trainer: {logger: {class_path: lightning.pytorch.loggers.CSVLoger}}\n",
+        ),
+        ("base.yaml", "settings.trainer.logger.class_path", "did you mean 'CSVLogger'"),
+    ),
+    BadConfig(
+        "trainer_logger_list_kwarg_typo",
+        _base(
+            "  trainer: {enable_progress_bar: false}\n",
+            "  trainer:\n    logger:\n      - {class_path: lightning.pytorch.loggers.CSVLogger,"
+            " init_args: {save_dir: logs, flush_logs_every_n_step: 5}}\n",
+        ),
+        ("base.yaml", "settings.trainer.logger[0].init_args.flush_logs_every_n_step", "did you mean"),
+    ),
+    BadConfig(
+        "trainer_logger_kwarg_wrong_type",
+        _base(
+            "  trainer: {enable_progress_bar: false}\n",
+            "  trainer: {logger: [{class_path: lightning.pytorch.loggers.CSVLogger,"
+            " init_args: {save_dir: logs, flush_logs_every_n_steps: often}}]}\n",
+        ),
+        (
+            "base.yaml",
+            "settings.trainer.logger[0].init_args.flush_logs_every_n_steps",
+            "must be int",
+            "'often'",
+        ),
+    ),
+    BadConfig(
+        "nested_class_path_typo",
+        _base(
+            "class_path: tests.tiny.TinyClassifier\n    init_args: {hidden: 4, lr: 0.1}",
+            "class_path: tests.tiny_nested.ActClassifier\n"
+            "    init_args: {hidden: 4, lr: 0.1, act: {class_path: torch.nn.GELUU}}",
+        ),
+        ("base.yaml", "settings.model.init_args.act.class_path", "did you mean 'GELU'"),
+    ),
+    BadConfig(
+        "nested_init_arg_wrong_type",
+        _base(
+            "class_path: tests.tiny.TinyClassifier\n    init_args: {hidden: 4, lr: 0.1}",
+            "class_path: tests.tiny_nested.ActClassifier\n"
+            "    init_args: {act: {class_path: torch.nn.GELU, init_args: {approximate: 3}}}",
+        ),
+        ("base.yaml", "settings.model.init_args.act.init_args.approximate", "must be str", "3"),
+    ),
+    BadConfig(
+        "nested_init_arg_unknown",
+        _base(
+            "class_path: tests.tiny.TinyClassifier\n    init_args: {hidden: 4, lr: 0.1}",
+            "class_path: tests.tiny_nested.ActClassifier\n"
+            "    init_args: {act: {class_path: torch.nn.GELU, init_args: {aproximate: tanh}}}",
+        ),
+        ("base.yaml", "settings.model.init_args.act.init_args.aproximate", "did you mean 'approximate'"),
+    ),
+    BadConfig(
+        "nested_spec_unknown_key",
+        _base(
+            "class_path: tests.tiny.TinyClassifier\n    init_args: {hidden: 4, lr: 0.1}",
+            "class_path: tests.tiny_nested.ActClassifier\n"
+            "    init_args: {act: {class_path: torch.nn.GELU, init_arg: {approximate: tanh}}}",
+        ),
+        ("base.yaml", "settings.model.init_args.act.init_arg", "did you mean 'init_args'"),
+    ),
+    BadConfig(
+        "nested_spec_for_a_float",
+        _base("hidden: 4, lr: 0.1", "hidden: 4, lr: {class_path: torch.nn.GELU}"),
+        ("base.yaml", "settings.model.init_args.lr", "must be float"),
+    ),
+    BadConfig(
+        "override_nested_init_arg_wrong_type",
+        _base("class_path: tests.tiny.TinyClassifier", "class_path: tests.tiny_nested.ActClassifier"),
+        ("--set", "model.init_args.act.init_args.approximate", "must be str"),
+        ("model.init_args.act={class_path: torch.nn.GELU, init_args: {approximate: 1.5}}",),
+    ),
+    BadConfig(
+        "trainer_argument_not_in_installed_lightning",
+        {
+            "experiment.yaml": "name: x\nid: 1\nsettings:\n"
+            "  trainer: {max_epochs: 1, enable_autolog_hparam: false}\n"
+        },
+        ("experiment.yaml", "settings.trainer.enable_autolog_hparam", "installed lightning.Trainer"),
     ),
     BadConfig(
         "test_mode",

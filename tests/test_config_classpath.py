@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 
@@ -50,6 +51,7 @@ def pkg(tmp_path, monkeypatch):
     (root / "sub" / "__init__.py").write_text("from ..models import *\n")
     (root / "lazy.py").write_text("def __getattr__(name):\n    return name\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _index.cache_clear()
     resolve_target.cache_clear()
     yield "cp_pkg"
@@ -90,3 +92,20 @@ def test_compiled_module_falls_back_to_import():
     target = resolve_target("math.nope")
     assert target.error is not None and "has no attribute 'nope'" in target.error
     assert resolve_target("math.sqrt").error is None
+
+
+def test_a_fresh_process_reads_the_index_from_the_disk_cache_until_the_file_changes(pkg, tmp_path):
+    assert resolve_target(f"{pkg}.models.Net").params == ("hidden", "lr", "dropout")
+    assert list((tmp_path / "cache" / "lightning_expman" / "classpath").glob("*.pickle"))
+    models = tmp_path / "cp_pkg" / "models.py"
+    before = os.stat(models)
+    # Same size and modification time, another parameter name: only the cache can still say "hidden".
+    models.write_text(models.read_text().replace("hidden: int", "hidxen: int"))
+    os.utime(models, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _index.cache_clear()  # as in a fresh process
+    resolve_target.cache_clear()
+    assert resolve_target(f"{pkg}.models.Net").params == ("hidden", "lr", "dropout")
+    os.utime(models, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))  # a changed file: parsed again
+    _index.cache_clear()
+    resolve_target.cache_clear()
+    assert resolve_target(f"{pkg}.models.Net").params == ("hidxen", "lr", "dropout")

@@ -194,7 +194,7 @@ def test_factory_registry_and_class_paths(tmp_path):
     assert {"lightning", "toy_loop"} <= set(registered_pipelines())
     assert isinstance(PipelineFactory.create("toy_loop", config, env), ToyLoop)
     assert isinstance(PipelineFactory.create("tests.test_pipeline.ToyLoop", config, env, id=3), ToyLoop)
-    with pytest.raises(ConfigError, match=r"unknown pipeline 'toy_lop' \(did you mean 'toy_loop'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown pipeline 'toy_lop'; did you mean 'toy_loop'\?"):
         PipelineFactory.create("toy_lop", config, env)
     with pytest.raises(ConfigError, match="has no 'ToyLop'"):
         PipelineFactory.create("tests.test_pipeline.ToyLop", config, env)
@@ -228,13 +228,11 @@ def test_custom_factory_subclass_falls_back(tmp_path):
 
 def test_instantiate_errors():
     assert instantiate({"class_path": "collections.Counter", "init_args": {"a": 1}}, key="model") == {"a": 1}
-    with pytest.raises(
-        ConfigError, match=r"model.class_path: class_path 'collections.Countr'.*did you mean 'Counter'"
-    ):
+    with pytest.raises(ConfigError, match=r"model.class_path: 'collections.Countr'.*did you mean 'Counter'"):
         instantiate({"class_path": "collections.Countr"}, key="model")
     with pytest.raises(ConfigError, match="cannot import module 'no_such_pkg'"):
         instantiate({"class_path": "no_such_pkg.Model"}, key="model")
-    with pytest.raises(ConfigError, match="init_args must be a mapping"):
+    with pytest.raises(ConfigError, match=r"data\.init_args: must be a mapping"):
         instantiate({"class_path": "collections.Counter", "init_args": [1]}, key="data")
     with pytest.raises(TypeError):  # bad argument values surface as the constructor's own error
         instantiate(

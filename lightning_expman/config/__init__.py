@@ -41,13 +41,12 @@ from ..masking import mask_secrets, mask_url
 from ._util import to_plain
 from .grid import expand_grid, insert_value, multiply
 from .loader import load
-from .schema import CALLBACK_TYPES, STANDARD_KEYS, TRAINER_PARAMS
+from .schema import CALLBACK_TYPES, STANDARD_KEYS, trainer_params
 from .spec import ExperimentSpec, RunSpec, TrialSpec, stable_hash
 
 __all__ = [
     "CALLBACK_TYPES",
     "STANDARD_KEYS",
-    "TRAINER_PARAMS",
     "ConfigError",
     "ExperimentSpec",
     "RunSpec",
@@ -60,4 +59,5 @@ __all__ = [
     "multiply",
     "stable_hash",
     "to_plain",
+    "trainer_params",
 ]

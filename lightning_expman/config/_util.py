@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "HINT_CUTOFF",
     "closest",
     "deep_merge",
     "dotted_keys",
     "format_key",
     "get_path",
+    "hint",
     "parse_key",
     "set_path",
     "short",
@@ -132,16 +134,32 @@ def dotted_keys(data: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[str]:
             yield from dotted_keys(v, path)
 
 
-def closest(word: str, choices: Iterable[Any], cutoff: float = 0.6) -> str | None:
-    """The choice most similar to ``word`` (difflib), or None when nothing is similar enough."""
+HINT_CUTOFF = 0.6
+"""difflib similarity a "did you mean" needs: ``early_stoping`` finds ``early_stopping`` while
+``wandb`` does not suggest ``db`` (0.57)."""
+
+
+def closest(word: str, choices: Iterable[Any], cutoff: float = HINT_CUTOFF) -> str | None:
+    """The choice most similar to ``word`` (difflib), or None when nothing is similar enough.
+
+    ``cutoff`` is for deciding whether a key is a typo at all (settings' free variables use a
+    stricter one); "did you mean" hints use :func:`hint`, which always uses :data:`HINT_CUTOFF`.
+    """
     names = [str(c) for c in choices]
     match = difflib.get_close_matches(str(word), names, n=1, cutoff=cutoff)
     return match[0] if match else None
 
 
-def hint(word: str, choices: Iterable[Any], cutoff: float = 0.6) -> str:
-    """``"; did you mean 'x'?"`` or ``""``."""
-    match = closest(word, choices, cutoff)
+def hint(word: str, choices: Iterable[Any]) -> str:
+    """``"; did you mean 'x'?"`` or ``""``: the one "did you mean" helper of the package.
+
+    Example:
+        >>> hint("early_stoping", ["early_stopping", "checkpoint"])
+        "; did you mean 'early_stopping'?"
+        >>> hint("wandb", ["db", "log", "mlflow"])
+        ''
+    """
+    match = closest(word, choices)
     return f"; did you mean {match!r}?" if match else ""
 
 

@@ -9,7 +9,8 @@ arguments the target accepts (and their annotations, as source text) are read fr
 caught too; an ``__init__`` that passes ``**kwargs`` on to ``super().__init__`` accepts its base
 class's arguments as well (``lightning_expman.callbacks.EarlyStopping`` takes Lightning's
 ``EarlyStopping`` arguments). Only modules without Python source (extension modules) are
-really imported. Results are cached per path.
+really imported. Results are cached per path, and each module's index on disk (see
+:mod:`._source_cache`), so a fresh process does not parse Lightning's ``trainer.py`` again.
 
 Example:
     >>> from lightning_expman.config.classpath import resolve_target
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from . import _source_cache
 from ._util import hint
 
 __all__ = ["Target", "resolve_target"]
@@ -282,6 +284,9 @@ def _index(module: str) -> _ModuleIndex | str | None:
         return error
     if file is None:
         return None
+    cached = _source_cache.load(module, file)
+    if isinstance(cached, _ModuleIndex):
+        return cached
     try:
         source = Path(file).read_bytes()
         tree = ast.parse(source, filename=file)
@@ -291,7 +296,9 @@ def _index(module: str) -> _ModuleIndex | str | None:
     star: list[str] = []
     is_package = os.path.basename(file).startswith("__init__.")
     lazy = _index_body(tree.body, module, is_package, defs, star)
-    return _ModuleIndex(file=file, defs=defs, lazy=lazy, star=tuple(star))
+    index = _ModuleIndex(file=file, defs=defs, lazy=lazy, star=tuple(star))
+    _source_cache.store(module, file, index)
+    return index
 
 
 def _import_check(module: str, name: str, path: str) -> Target:
@@ -319,6 +326,16 @@ def _import_check(module: str, name: str, path: str) -> Target:
     return Target(path, params=params, file=getattr(mod, "__file__", None), kind=kind)
 
 
+def _names(idx: _ModuleIndex) -> list[str]:
+    """The names a module defines, those of the modules it star-imports included (for hints)."""
+    names = list(idx.defs)
+    for star in idx.star:
+        sub = _index(star)
+        if isinstance(sub, _ModuleIndex):
+            names += [n for n in sub.defs if not n.startswith("_")]
+    return names
+
+
 def _lookup(module: str, name: str, path: str, depth: int) -> Target:
     idx = _index(module)
     if isinstance(idx, str):
@@ -336,7 +353,7 @@ def _lookup(module: str, name: str, path: str, depth: int) -> Target:
         if idx.lazy:
             return Target(path, file=idx.file)
         return Target(
-            path, error=f"{name!r} is not defined in module {module!r} ({idx.file}){hint(name, idx.defs)}"
+            path, error=f"{name!r} is not defined in module {module!r} ({idx.file}){hint(name, _names(idx))}"
         )
     if found.kind == "import":
         if found.module and depth < 4:

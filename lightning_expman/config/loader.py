@@ -29,15 +29,13 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._util import copy_tree, deep_merge, format_key, set_path, short
+from .env_file import DEFAULT_WORKSPACE, ENV_KEYS, load_env
 from .files import (
-    DEFAULT_WORKSPACE,
-    ENV_KEYS,
     EXPERIMENT_KEYS,
     STANDARD_PIPELINE,
     TRIAL_KEYS,
     display_name,
     load_base,
-    load_env,
     load_experiment,
     load_trials,
 )

@@ -115,13 +115,15 @@ class Origins:
 
     def locate(self, parts: list[str | int]) -> tuple[str, str, str]:
         """``(file, key as written in that file, note)`` of the value at ``parts``."""
+        full = format_key(parts)
         for n in range(len(parts), 0, -1):
             sub = format_key(parts[:n])
+            rest = full[len(sub) :]  # inside a value set whole: ".init_args.approximate"
             if sub in self.overrides:
-                return OVERRIDE_SOURCE, self.overrides[sub], ""
+                return OVERRIDE_SOURCE, self.overrides[sub] + rest, ""
             if sub in self.grid:
                 file, key = self.grid[sub]
-                return file, key, ""
+                return file, key + rest, ""
             for layer in reversed(self.layers):
                 if get_path(layer.data, parts[:n])[0]:
                     return layer.file, layer.prefix + format_key(parts), layer.note

@@ -5,7 +5,8 @@ Settings of the standard pipeline::
     seed: 42                                   # int >= 0, optional (default 0)
     model:   {class_path: pkg.mod.Class, init_args: {...}}     # required
     data:    {class_path: pkg.mod.Class, init_args: {...}}     # optional (or null)
-    trainer: {max_epochs: 10, ...}             # keyword arguments of lightning.Trainer
+    trainer: {max_epochs: 10, ...}             # keyword arguments of the installed lightning.Trainer
+      logger: {class_path: lightning.pytorch.loggers.CSVLogger}  # or a list: beside ExpmanLogger
     callbacks:                                 # optional list
       - {type: early_stopping, monitor: val_loss, patience: 3}
       - {type: checkpoint, interval: 1}
@@ -15,7 +16,10 @@ Settings of the standard pipeline::
 Any other top-level key is a free variable (for interpolation, ``${hidden}``) unless it is
 within typo distance of a known key (``trainr``), which is flagged. ``class_path`` values are
 checked without importing (see :mod:`lightning_expman.config.classpath`), and ``init_args``
-against the target's ``__init__`` parameters when the source shows them.
+against the target's ``__init__`` parameters and their annotations when the source shows them,
+recursively through the ``{class_path, init_args}`` values nested inside ``init_args`` (see
+:mod:`.typecheck`). ``trainer:`` keys are checked against the installed Lightning's
+``Trainer.__init__`` (names and annotations, read from its source).
 
 A custom ``pipeline:`` (experiment.yaml) skips all of this except ``seed``.
 """
@@ -26,8 +30,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ._util import closest, format_key, hint, short
+from ._util import closest, hint, short
 from .classpath import resolve_target
+from .typecheck import SettingsIssue, check_kwargs, check_nested, check_spec, fits
 
 __all__ = [
     "CALLBACK_CLASSES",
@@ -35,25 +40,15 @@ __all__ = [
     "OPEN_SECTIONS",
     "SEED_MAX",
     "STANDARD_KEYS",
-    "TRAINER_PARAMS",
+    "TRAINER_CLASS",
     "SettingsIssue",
     "callback_types",
+    "check_loggers",
+    "trainer_params",
     "validate_resources",
     "validate_seed",
     "validate_standard",
 ]
-
-TRAINER_PARAMS: tuple[str, ...] = (
-    "accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks", "fast_dev_run",
-    "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches",
-    "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
-    "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps", "log_every_n_steps",
-    "enable_checkpointing", "enable_progress_bar", "enable_model_summary", "accumulate_grad_batches",
-    "gradient_clip_val", "gradient_clip_algorithm", "deterministic", "benchmark", "inference_mode",
-    "use_distributed_sampler", "profiler", "detect_anomaly", "barebones", "plugins", "sync_batchnorm",
-    "reload_dataloaders_every_n_epochs", "default_root_dir", "enable_autolog_hparams", "model_registry",
-)  # fmt: skip
-"""``lightning.Trainer.__init__`` parameter names (Lightning 2.6); a test keeps it in sync."""
 
 STANDARD_KEYS: tuple[str, ...] = ("seed", "model", "data", "trainer", "callbacks", "test", "resources")
 """Top-level settings keys the standard pipeline reads (``resources``: what a cluster executor
@@ -79,30 +74,10 @@ OPEN_SECTIONS: tuple[str, ...] = ("trainer", "model.init_args", "data.init_args"
 
 SEED_MAX = 2**32 - 1  # lightning.seed_everything's bound (numpy's)
 
-_INT = (int,)
 _NUM = (int, float)
-_TRAINER_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    **{k: (_INT, "an integer") for k in ("num_nodes", "num_sanity_val_steps", "log_every_n_steps",
-                                          "reload_dataloaders_every_n_epochs")},
-    **{k: ((int, type(None)), "an integer or null") for k in ("max_epochs", "min_epochs", "max_steps",
-                                                               "min_steps", "check_val_every_n_epoch")},
-    **{k: ((bool, type(None)), "true, false or null") for k in (
-        "enable_checkpointing", "enable_progress_bar", "enable_model_summary", "deterministic",
-        "benchmark", "inference_mode", "use_distributed_sampler", "detect_anomaly", "barebones",
-        "sync_batchnorm")},
-    **{k: ((*_NUM, type(None)), "a number or null") for k in (
-        "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
-        "overfit_batches", "val_check_interval", "gradient_clip_val")},
-}  # fmt: skip
 
-
-class SettingsIssue(Exception):
-    """An invalid value at a path inside a trial's settings (the loader adds the file)."""
-
-    def __init__(self, parts: list[str | int], message: str) -> None:
-        self.parts = parts
-        self.message = message
-        super().__init__(f"{format_key(parts)}: {message}")
+TRAINER_CLASS = "lightning.pytorch.Trainer"
+"""Whose ``__init__`` signature, read from the installed source, checks ``trainer:`` keys."""
 
 
 def callback_types() -> tuple[str, ...]:
@@ -134,142 +109,22 @@ def validate_seed(settings: Mapping[str, Any], repeat: int) -> int:
     return seed
 
 
-def _check_kwargs(path: list[str | int], kwargs: Mapping[str, Any], target_path: str, what: str) -> None:
-    target = resolve_target(target_path)
-    if target.error is not None:
-        return
-    if target.params is not None:
-        for key in kwargs:
-            if key not in target.params:
-                valid = ", ".join(target.params) or "(none)"
-                raise SettingsIssue(
-                    [*path, key],
-                    f"unknown argument {key!r} of {what}{hint(str(key), target.params)}; valid: {valid}",
-                )
-    annotations = dict(target.annotations)
-    for key, value in kwargs.items():
-        annotation = annotations.get(key)
-        if annotation is not None and not _fits(value, annotation):
-            raise SettingsIssue(
-                [*path, key], f"must be {annotation} (the annotation of {what}), got {short(value)}"
-            )
+def trainer_params() -> tuple[tuple[str, ...] | None, dict[str, str]]:
+    """The installed Lightning's ``Trainer.__init__`` parameters and their annotations (source text).
 
+    Read from the source of the installed ``lightning`` package without importing it (see
+    :mod:`.classpath`; cached per process), so a ``trainer:`` key is checked against the Lightning
+    that will run it. ``(None, {})`` when the source cannot be read: names are then not checked.
 
-# Annotation names checked against YAML values; any other name (a class, an enum, a Callable,
-# a type variable) is accepted unchecked: a wrong guess must never refuse a valid config.
-_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-    "str": (str,),
-    "Path": (str,),
-    "PathLike": (str,),
-    "list": (list,),
-    "List": (list,),
-    "tuple": (list,),
-    "Tuple": (list,),
-    "Sequence": (list,),
-    "Iterable": (list,),
-    "dict": (dict,),
-    "Dict": (dict,),
-    "Mapping": (dict,),
-}
-
-
-def _fits(value: Any, annotation: str) -> bool:
-    """Whether a YAML value can be passed for a parameter annotated ``annotation`` (source text).
-
-    Understood: the builtin scalars (an int is a float; a bool is neither), ``None``, unions
-    (``X | None``, ``Optional``, ``Union``), ``Literal`` and the containers (list/tuple/Sequence,
-    dict/Mapping; their items are not checked). Anything else fits.
+    Example:
+        >>> params, annotations = trainer_params()
+        >>> "max_epochs" in params, annotations["max_epochs"]
+        (True, 'Optional[int]')
     """
-    import ast
-
-    try:
-        node = ast.parse(annotation, mode="eval").body
-    except SyntaxError:
-        return True
-    return _fits_node(value, node)
-
-
-def _fits_node(value: Any, node: Any) -> bool:
-    import ast
-
-    if isinstance(node, ast.Constant):
-        if node.value is None:
-            return value is None
-        return _fits(value, node.value) if isinstance(node.value, str) else True  # "quoted" refs
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _fits_node(value, node.left) or _fits_node(value, node.right)
-    if isinstance(node, ast.Subscript):
-        outer = _name(node.value)
-        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if outer == "Optional":
-            return value is None or _fits_node(value, args[0])
-        if outer == "Union":
-            return any(_fits_node(value, a) for a in args)
-        if outer == "Literal":
-            return any(isinstance(a, ast.Constant) and a.value == value for a in args)
-        if outer == "Annotated":
-            return _fits_node(value, args[0])
-        node = node.value
-    name = _name(node)
-    if name in ("None", "NoneType"):
-        return value is None
-    types = _SIMPLE_TYPES.get(name or "")
-    if types is None:
-        return True
-    if isinstance(value, bool) and bool not in types:
-        return False
-    return isinstance(value, types)
-
-
-def _name(node: Any) -> str | None:
-    import ast
-
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
-def _check_class(path: list[str | int], node: Any, required: bool) -> None:
-    if node is None:
-        if required:
-            raise SettingsIssue(
-                path, "is required: give {class_path: package.module.Class, init_args: {...}}"
-            )
-        return
-    if not isinstance(node, Mapping):
-        raise SettingsIssue(path, f"must be a mapping with 'class_path' (and 'init_args'), got {short(node)}")
-    for key in node:
-        if key not in ("class_path", "init_args"):
-            raise SettingsIssue(
-                [*path, key],
-                f"unknown key (value {short(node[key])}){hint(str(key), ('class_path', 'init_args'), 0.4)}; "
-                "valid: class_path, init_args",
-            )
-    class_path = node.get("class_path")
-    if class_path is None:
-        raise SettingsIssue([*path, "class_path"], "is required (e.g. 'my_pkg.models.MyModel')")
-    if not isinstance(class_path, str):
-        raise SettingsIssue([*path, "class_path"], f"must be a string, got {short(class_path)}")
-    target = resolve_target(class_path)
+    target = resolve_target(TRAINER_CLASS)
     if target.error is not None:
-        raise SettingsIssue([*path, "class_path"], f"{class_path!r} does not resolve: {target.error}")
-    if target.kind == "function":
-        raise SettingsIssue(
-            [*path, "class_path"], f"{class_path!r} is a function, not a class: name the class to instantiate"
-        )
-    init_args = node.get("init_args")
-    if init_args is None:
-        return
-    if not isinstance(init_args, Mapping):
-        raise SettingsIssue(
-            [*path, "init_args"], f"must be a mapping of keyword arguments, got {short(init_args)}"
-        )
-    _check_kwargs([*path, "init_args"], init_args, class_path, class_path)
+        return None, {}
+    return target.params, dict(target.annotations)
 
 
 def _check_trainer(trainer: Any) -> None:
@@ -279,29 +134,50 @@ def _check_trainer(trainer: Any) -> None:
         raise SettingsIssue(
             ["trainer"], f"must be a mapping of lightning.Trainer arguments, got {short(trainer)}"
         )
+    params, annotations = trainer_params()
     for key, value in trainer.items():
-        if key not in TRAINER_PARAMS:
+        if params is not None and key not in params:
             raise SettingsIssue(
                 ["trainer", key],
-                f"unknown lightning.Trainer argument{hint(str(key), TRAINER_PARAMS)} (value {short(value)})",
+                f"not an argument of the installed lightning.Trainer{hint(str(key), params)} "
+                f"(value {short(value)})",
             )
         if key == "callbacks":
             raise SettingsIssue(
                 ["trainer", key], "list callbacks in the top-level 'callbacks:' of settings instead"
             )
         if key == "logger":
+            check_loggers(value)
+            continue
+        annotation = annotations.get(key)
+        if annotation is not None and not fits(value, annotation):
             raise SettingsIssue(
-                ["trainer", key],
-                f"the logger is set by lightning_expman (value {short(value)}); "
-                "add trackers in env.yaml instead",
+                ["trainer", key], f"must be {annotation} (lightning.Trainer's annotation), got {short(value)}"
             )
-        expected = _TRAINER_TYPES.get(key)
-        if expected and not (
-            isinstance(value, expected[0]) and (bool in expected[0] or not isinstance(value, bool))
-        ):
-            raise SettingsIssue(["trainer", key], f"must be {expected[1]}, got {short(value)}")
+        check_nested(["trainer", key], value)  # a plugin or profiler given as a spec
         if key in ("max_epochs", "max_steps") and _is_int(value) and value < -1:
             raise SettingsIssue(["trainer", key], f"must be >= -1 (-1 = unlimited), got {value}")
+
+
+def check_loggers(value: Any) -> None:
+    """Check ``trainer.logger``: ``true``/``false``/``null`` or one ``{class_path, init_args}`` or a
+    list of them (Lightning loggers run beside the ExpmanLogger).
+
+    Raises:
+        SettingsIssue: anything else, or a spec that does not check (see :func:`.typecheck.check_spec`).
+    """
+    if value is None or isinstance(value, bool):
+        return
+    items = value if isinstance(value, list) else [value]
+    for i, item in enumerate(items):
+        path: list[str | int] = ["trainer", "logger", i] if isinstance(value, list) else ["trainer", "logger"]
+        if not isinstance(item, Mapping):
+            raise SettingsIssue(
+                path,
+                "must be a Lightning logger {class_path: ..., init_args: {...}} (or a list of them, "
+                f"or true/false), got {short(item)}",
+            )
+        check_spec(path, item, required=True)
 
 
 def _check_callbacks(callbacks: Any) -> None:
@@ -323,7 +199,7 @@ def _check_callbacks(callbacks: Any) -> None:
         if "class_path" in cb:
             if "type" in cb:
                 raise SettingsIssue([*path, "type"], "give either 'type' or 'class_path', not both")
-            _check_class(path, cb, required=True)
+            check_spec(path, cb, required=True)
             continue
         kind = cb.get("type")
         if kind is None:
@@ -338,7 +214,7 @@ def _check_callbacks(callbacks: Any) -> None:
             )
         if kind in CALLBACK_CLASSES:
             kwargs = {k: v for k, v in cb.items() if k != "type"}
-            _check_kwargs(path, kwargs, CALLBACK_CLASSES[kind], f"callback {kind!r}")
+            check_kwargs(path, kwargs, CALLBACK_CLASSES[kind], f"callback {kind!r}")
 
 
 def validate_standard(settings: Mapping[str, Any]) -> None:
@@ -356,8 +232,8 @@ def validate_standard(settings: Mapping[str, Any]) -> None:
                     f"unknown key; did you mean {near!r}? (known: {', '.join(STANDARD_KEYS)}; "
                     "other top-level keys are free variables)",
                 )
-    _check_class(["model"], settings.get("model"), required=True)
-    _check_class(["data"], settings.get("data"), required=False)
+    check_spec(["model"], settings.get("model"), required=True)
+    check_spec(["data"], settings.get("data"), required=False)
     _check_trainer(settings.get("trainer"))
     _check_callbacks(settings.get("callbacks"))
     test = settings.get("test", "auto")

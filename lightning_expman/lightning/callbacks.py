@@ -26,8 +26,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import difflib
-import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -39,8 +37,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
 from typing_extensions import override
 
+from ..config._util import hint
 from ..enums import Metric, metric_name
 from ..errors import ConfigError
+from ..instantiate import instantiate, instantiate_class, is_spec
 from .hooks import expman_loggers
 from .seed_protocol import SeedCheckpoint, SeedEarlyStopping, SeedMetricsTracker, split_env
 
@@ -349,8 +349,15 @@ def register_callback(name: str, cls: type[Callback]) -> None:
     CALLBACKS[name.strip().lower()] = cls
 
 
-def build_callback(spec: Mapping[str, Any] | Callback) -> Callback:
+def build_callback(spec: Mapping[str, Any] | Callback, *, key: str = "callbacks") -> Callback:
     """Build a callback from config: ``{"type": NAME, **kwargs}`` or ``{"class_path", "init_args"}``.
+
+    Both forms go through :mod:`lightning_expman.instantiate` (nested specs in the arguments are
+    built too).
+
+    Args:
+        spec: the config entry, or a ready callback (returned as is).
+        key: where it is in the settings (``"callbacks[0]"``), for error messages.
 
     Raises:
         ConfigError: unknown type (naming the closest valid name and the valid ones), a class path
@@ -363,46 +370,25 @@ def build_callback(spec: Mapping[str, Any] | Callback) -> Callback:
     if isinstance(spec, Callback):
         return spec
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"a callback spec must be a mapping, got {type(spec).__name__}", key="callbacks")
+        raise ConfigError(f"a callback spec must be a mapping, got {type(spec).__name__}", key=key)
+    if is_spec(spec):
+        callback = instantiate(spec, key=key)
+        if not isinstance(callback, Callback):
+            raise ConfigError(
+                f"{spec['class_path']!r} is not a lightning Callback (built a {type(callback).__name__})",
+                key=f"{key}.class_path",
+            )
+        return callback
     kwargs = dict(spec)
-    if "class_path" in kwargs:
-        path = str(kwargs.pop("class_path"))
-        init_args = dict(kwargs.pop("init_args", None) or {})
-        if kwargs:
-            raise ConfigError(
-                f"callback {path!r}: unexpected keys {sorted(kwargs)} beside class_path/init_args",
-                key="callbacks",
-            )
-        cls = _import_class(path)
-        kwargs = init_args
-        label = path
-    else:
-        kind = kwargs.pop("type", None)
-        valid = ", ".join(sorted(CALLBACKS))
-        if not isinstance(kind, str) or not kind.strip():
-            raise ConfigError(
-                f"callback spec {dict(spec)!r} has no 'type' or 'class_path'; valid types: {valid}"
-            )
-        name = kind.strip().lower()
-        if name not in CALLBACKS:
-            close = difflib.get_close_matches(name, CALLBACKS, n=1, cutoff=0.0)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown callback type {kind!r}{hint}; valid types: {valid}", key="callbacks")
-        cls, label = CALLBACKS[name], name
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"callback {label!r}: bad arguments {sorted(kwargs)}: {e}", key="callbacks") from e
-
-
-def _import_class(path: str) -> type[Callback]:
-    module_name, _, attr = path.replace(":", ".").rpartition(".")
-    if not module_name:
-        raise ConfigError(f"callback class_path {path!r} must be 'package.module.Class'", key="callbacks")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"callback class_path {path!r} cannot be imported: {e}", key="callbacks") from e
-    if not (isinstance(cls, type) and issubclass(cls, Callback)):
-        raise ConfigError(f"callback class_path {path!r} is not a lightning Callback", key="callbacks")
-    return cls
+    kind = kwargs.pop("type", None)
+    valid = ", ".join(sorted(CALLBACKS))
+    if not isinstance(kind, str) or not kind.strip():
+        raise ConfigError(
+            f"callback spec {dict(spec)!r} has no 'type' or 'class_path'; valid types: {valid}", key=key
+        )
+    name = kind.strip().lower()
+    if name not in CALLBACKS:
+        raise ConfigError(
+            f"unknown callback type {kind!r}{hint(name, CALLBACKS)}; valid types: {valid}", key=key
+        )
+    return instantiate_class(CALLBACKS[name], kwargs, key=key, label=f"callback {name!r}")

@@ -20,13 +20,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..config._util import hint
 from ..errors import ConfigError
+from ..instantiate import import_object, instantiate_class
 from .base import Tracker
 
 __all__ = [
@@ -83,15 +83,7 @@ def registered_trackers() -> list[str]:
 def _resolve(name: str, factory: TrackerFactory) -> Callable[..., Tracker]:
     if not isinstance(factory, str):
         return factory
-    module_name, _, attr = factory.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"tracker type {name!r}: cannot import {module_name!r}: {e}") from e
-    try:
-        resolved = getattr(module, attr)
-    except AttributeError as e:
-        raise ConfigError(f"tracker type {name!r}: module {module_name!r} has no {attr!r}") from e
+    resolved = import_object(factory, key=f"tracker type {name!r}")
     _REGISTRY[name] = resolved
     return resolved
 
@@ -164,9 +156,9 @@ def build_tracker(spec: Mapping[str, Any] | Tracker, **defaults: Any) -> Tracker
         raise ConfigError(f"tracker spec {dict(spec)!r} has no 'type'; valid types: {valid}", key="trackers")
     name = kind.strip().lower()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1, cutoff=0.0)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown tracker type {kind!r}{hint}; valid types: {valid}", key="trackers")
+        raise ConfigError(
+            f"unknown tracker type {kind!r}{hint(name, _REGISTRY)}; valid types: {valid}", key="trackers"
+        )
     factory = _resolve(name, _REGISTRY[name])
     accepted, var_kw = _accepted(factory)
     if not var_kw:
@@ -177,14 +169,9 @@ def build_tracker(spec: Mapping[str, Any] | Tracker, **defaults: Any) -> Tracker
                 f"valid parameters: {', '.join(sorted(accepted)) or '(none)'}",
                 key="trackers",
             )
-    for key, value in defaults.items():
-        # Only explicitly named parameters: a bare ``**kwargs`` may forward them somewhere else.
-        if key not in kwargs and key in accepted:
-            kwargs[key] = value
-    try:
-        tracker = factory(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"tracker {name!r}: bad parameters {sorted(kwargs)}: {e}", key="trackers") from e
+    # Only explicitly named parameters: a bare ``**kwargs`` may forward them somewhere else.
+    offered = {k: v for k, v in defaults.items() if k not in kwargs and k in accepted}
+    tracker = instantiate_class(factory, kwargs, key="trackers", label=f"tracker {name!r}", **offered)
     if not isinstance(tracker, Tracker):
         raise ConfigError(f"tracker type {name!r} built a {type(tracker).__name__}, not a Tracker")
     return tracker
