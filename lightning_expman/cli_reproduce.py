@@ -77,9 +77,9 @@ def _num(value: float | None) -> str:
 
 def reproduce_command(args: argparse.Namespace) -> int:
     """Handler of ``expman reproduce``; returns the exit code."""
-    from .cli_read import render_table
     from .cli_run import make_importable
     from .masking import mask_url
+    from .query.render import render
     from .reproduce import reproduce
 
     make_importable()
@@ -92,7 +92,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
         f"{outcome.experiment!r}, tagged reproduces={args.run_id} ({mask_url(url)})"
     )
     rows = [[name, _num(a), _num(b), "missing" if d is None else _num(d)] for name, a, b, d in outcome.rows]
-    print(render_table(["metric", "recorded", "reproduced", "difference"], rows, right=(1, 2, 3)))
+    print(render(["metric", "recorded", "reproduced", "difference"], rows, right=(1, 2, 3)))
     bad = sum(
         1 for _, a, b, d in outcome.rows if (a, b) != (None, None) and (d is None or abs(d) > args.tolerance)
     )
