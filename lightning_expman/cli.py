@@ -56,7 +56,7 @@ def describe(description: str, *examples: str) -> dict[str, Any]:
         >>> p = subparsers.add_parser("ls", help="list experiments", **describe(
         ...     "List the experiments of the database.", "expman ls --tag team=vision"))
     """
-    paragraphs = [textwrap.fill(" ".join(p.split()), 88) for p in description.strip().split("\n\n")]
+    paragraphs = [textwrap.fill(" ".join(p.split()), 79) for p in description.strip().split("\n\n")]
     return {
         "description": "\n\n".join(paragraphs),
         "epilog": "Examples:\n" + "\n".join(f"  {e}" for e in examples),
