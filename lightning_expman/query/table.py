@@ -54,7 +54,7 @@ class Table:
         more = f", … {len(self.columns) - _REPR_COLUMNS} more" if len(self.columns) > _REPR_COLUMNS else ""
         rows = f"{len(self.rows)} row{'' if len(self.rows) == 1 else 's'}"
         columns = f"{len(self.columns)} column{'' if len(self.columns) == 1 else 's'}"
-        return f"<{type(self).__name__}: {rows} x {columns} ({shown}{more})>"
+        return f"<Table: {rows} x {columns} ({shown}{more})>"
 
     def __str__(self) -> str:
         return self.render("table")
