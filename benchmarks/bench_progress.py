@@ -9,8 +9,9 @@ Built to give a usable figure on a loaded machine:
 * each round gives **paired ratios** (terminal / none, quiet / none) of wall time and of this
   process's CPU time (other processes' load does not enter CPU time); reported as the
   **median** with the interquartile range and the min-max over rounds;
-* the display's **own time** (inside its callbacks) is measured directly in every terminal run, as
-  a share of that run's wall time: the figure least disturbed by load;
+* the **own time** of the progress tracker (its hooks, run at every logged step) and of the
+  display (its callbacks) is measured in place in every terminal run, as a share of that run's
+  wall time: the figure least disturbed by load;
 * the terminal is a pseudo-terminal drained by a separate ``cat`` process, so every redraw is paid
   in full here and reading it costs this process nothing.
 
@@ -39,36 +40,61 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny_grid import write_config
 
 from lightning_expman.experiment import Experiment
-from lightning_expman.progress import QuietDisplay, TerminalDisplay
+from lightning_expman.progress import ProgressTracker, QuietDisplay, TerminalDisplay
 
 ARMS = ("none", "quiet", "terminal")
+_TRACKER = [0.0]  # seconds inside ProgressTracker's hooks (the epoch redraws they call included)
+
+
+def _timed_hook(hook: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return hook(*args, **kwargs)
+        finally:
+            _TRACKER[0] += time.perf_counter() - start
+
+    return timed
+
+
+# The tracker's own cost is measured in place: its hooks run at every logged step and epoch
+# (``track`` goes through ``track_dict``, counted once).
+for _name in ("on_create", "on_end", "track_dict"):
+    setattr(ProgressTracker, _name, _timed_hook(getattr(ProgressTracker, _name)))
 
 
 class _Timed:
-    """Forwards ``progress``/``finished`` to a display, adding up the seconds spent inside."""
+    """Forwards ``progress``/``finished`` to a display, adding up the seconds spent inside (those
+    of the epoch redraws apart: they run inside the tracker's ``on_end``)."""
 
     def __init__(self, display: Any) -> None:
-        self.display, self.seconds, self.calls = display, 0.0, 0
+        self.display, self.seconds, self.epoch_seconds, self.calls = display, 0.0, 0.0, 0
 
-    def _call(self, method: Callable[..., None], *args: Any) -> None:
+    def _call(self, method: Callable[..., None], *args: Any) -> float:
         start = time.perf_counter()
         method(*args)
-        self.seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
         self.calls += 1
+        return seconds
 
     def progress(self, kind: str, payload: Any) -> None:
-        self._call(self.display.progress, kind, payload)
+        seconds = self._call(self.display.progress, kind, payload)
+        if kind == "epoch":
+            self.epoch_seconds += seconds
 
     def finished(self, result: Any) -> None:
         self._call(self.display.finished, result)
 
 
-def _run(experiment: Experiment, arm: str, terminal: Any, runs: int) -> tuple[float, float, float, int]:
-    """(wall s, CPU s of this process, s inside the display, display calls) of one ``Experiment.run``."""
+def _run(experiment: Experiment, arm: str, terminal: Any, runs: int) -> tuple[float, ...]:
+    """(wall s, CPU s of this process, s inside the display, display calls, s inside the tracker
+    without the display's) of one ``Experiment.run``."""
     timed = None
     if arm != "none":
         display = TerminalDisplay(terminal, runs, "bench") if arm == "terminal" else QuietDisplay()
         timed = _Timed(display)
+    _TRACKER[0] = 0.0
     wall, cpu = time.perf_counter(), time.process_time()
     experiment.run(
         resume=False,
@@ -79,7 +105,9 @@ def _run(experiment: Experiment, arm: str, terminal: Any, runs: int) -> tuple[fl
     if timed:
         timed.display.close()
     elapsed = time.perf_counter() - wall, time.process_time() - cpu
-    return (*elapsed, timed.seconds, timed.calls) if timed else (*elapsed, 0.0, 0)
+    if not timed:
+        return (*elapsed, 0.0, 0, 0.0)
+    return (*elapsed, timed.seconds, timed.calls, _TRACKER[0] - timed.epoch_seconds)
 
 
 def _spread(values: list[float]) -> str:
@@ -101,7 +129,7 @@ def main() -> None:
     # drains the pty; ends with EIO once the display side is closed
     reader = subprocess.Popen(["cat"], stdin=leader, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     terminal = os.fdopen(follower, "w")
-    samples: dict[str, list[tuple[float, float, float, int]]] = {arm: [] for arm in ARMS}
+    samples: dict[str, list[tuple[float, ...]]] = {arm: [] for arm in ARMS}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -128,13 +156,16 @@ def main() -> None:
         print(f"{arm} vs none, paired per round:")
         print(f"  wall  {_spread([s[0] / n[0] for s, n in zip(samples[arm], none)])}")
         print(f"  cpu   {_spread([s[1] / n[1] for s, n in zip(samples[arm], none)])}")
-    share = [s[2] / s[0] * 100 for s in samples["terminal"]]
-    per_call = statistics.median(s[2] / s[3] * 1000 for s in samples["terminal"])
-    print(
-        f"terminal display's own time: {statistics.median(share):.3f}% of the grid's wall time "
-        f"(range {min(share):.3f}-{max(share):.3f}%; target <= 1%), {per_call:.2f} ms per redraw "
-        f"(one per epoch, start and end of a run)"
-    )
+    terminal = samples["terminal"]
+    per_call = statistics.median(s[2] / s[3] * 1000 for s in terminal)
+    print("own time, measured in place, as a share of the grid's wall time (median, range):")
+    for label, share in (
+        ("tracker", [s[4] / s[0] * 100 for s in terminal]),
+        ("display", [s[2] / s[0] * 100 for s in terminal]),
+        ("both", [(s[2] + s[4]) / s[0] * 100 for s in terminal]),
+    ):
+        print(f"  {label:8s} {statistics.median(share):.3f}%  ({min(share):.3f}-{max(share):.3f}%)")
+    print(f"  target <= 1%; {per_call:.2f} ms per redraw (one per epoch, start and end of a run)")
 
 
 if __name__ == "__main__":
