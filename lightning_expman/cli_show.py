@@ -209,5 +209,5 @@ def environment_rows(run: dict[str, Any]) -> list[list[str]]:
         argv = ctx["argv"]
         rows.append(["command", " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)])
     rest = {k: v for k, v in ctx.items() if k not in (*_CONTEXT_SHOWN, *_CONTEXT_SKIPPED)}
-    rows += [[k, fmt(v)] for k, v in flatten(rest).items()]
+    rows += [[k, fmt(v)] for k, v in flatten(rest).items() if v not in (None, "", {}, [])]
     return rows
