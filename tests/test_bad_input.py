@@ -132,6 +132,7 @@ RUN_CASES = [
     (("--db", "ftp://host/x"), 2, ("--db", "ftp://host/x")),
     (("--db", "mysql://me:hunter22@127.0.0.1"), 2, ("--db", "names no database", "me:***@")),
     (("--db", ""), 2, ("--db",)),
+    (("--db", "mysql://me:hunter22@127.0.0.1:1/x"), 1, ("cannot open", "127.0.0.1:1")),  # unreachable
     (("--set", "+x=" + "[" * 300 + "]" * 300), 2, ("--set", "nested more than 200 levels")),
     (("--workers", "-3"), 2, ("--workers", "-3")),
     (("--stale-after", "soon"), 2, ("--stale-after", "soon")),
