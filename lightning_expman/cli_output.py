@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,14 +104,17 @@ def resolve_db(args: argparse.Namespace) -> str:
     Raises:
         ConfigError: the URL is malformed (exit 2), naming ``--db`` or ``EXPMAN_DB``.
     """
-    import os
-
-    from ._state import default_db_url
+    from ._state import STATE_FILE, default_db_url
     from .db.connect import parse_url
     from .errors import DatabaseError
 
     url = args.db if args.db is not None else default_db_url()
-    source = "--db" if args.db is not None else ("EXPMAN_DB" if os.environ.get("EXPMAN_DB") else None)
+    if args.db is not None:
+        source: str | None = "--db"
+    elif os.environ.get("EXPMAN_DB"):
+        source = "EXPMAN_DB"
+    else:  # the last `expman run` here, or the built-in default
+        source = str(STATE_FILE) if STATE_FILE.is_file() else None
     try:
         parse_url(url)
     except DatabaseError as e:  # a malformed URL is a usage error; an unreachable one is not
