@@ -30,12 +30,17 @@ TEMPLATE_FILES = ("env.yaml", "experiment.yaml", "base.yaml", "trials.yaml", "mo
 
 def register(subparsers: Any) -> None:
     """Add the ``init`` command to ``expman``'s subparsers."""
+    from .cli import describe
+
     parser = subparsers.add_parser(
         "init",
         help="write a runnable experiment folder (YAML files + model.py) to start from",
-        description="Write DIR/{env,experiment,base,trials}.yaml and DIR/model.py: a small grid of "
-        "Lightning fits on generated data that `expman run DIR` runs as it is.",
-        epilog="example: expman init my_experiment && expman run my_experiment",
+        **describe(
+            "Write DIR/{env,experiment,base,trials}.yaml and DIR/model.py: a small grid of "
+            "Lightning fits on generated data that `expman run DIR` runs as it is. An existing, "
+            "non-empty DIR is refused (exit 2) unless --force.",
+            "expman init my_experiment && expman run my_experiment",
+        ),
     )
     parser.add_argument("dir", metavar="DIR", nargs="?", default="my_experiment", help="folder to create")
     parser.add_argument("--force", action="store_true", help="write into an existing, non-empty folder")

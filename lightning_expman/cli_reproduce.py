@@ -9,7 +9,8 @@ The new run is recorded in experiment ``<experiment>-reproduce`` tagged ``reprod
 :mod:`lightning_expman.reproduce`). Output: a warning per environment difference (git commit,
 Python / torch / lightning versions), then a table of final metrics — recorded, reproduced,
 difference. Exit codes: 0 every final metric equal within the tolerance (default 0: exact); 1 one
-differs, is missing, or the reproduction did not complete; 2 unknown run or no record to rebuild it.
+differs, is missing, or the reproduction did not complete, or the run is unknown or has no record
+to rebuild it from; 2 bad usage (a malformed --db URL or --tolerance).
 
 Class paths are imported with the current directory first on ``sys.path``, as for ``expman run``.
 """
@@ -35,26 +36,24 @@ def _tolerance(text: str) -> float:
 
 def register(subparsers: Any) -> None:
     """Add the ``reproduce`` command to ``expman``'s subparsers."""
-    from ._state import default_db_url
+    from .cli import describe
+    from .cli_output import add_db
 
     p = subparsers.add_parser(
         "reproduce",
         help="fit a recorded run again from its record and compare its final metrics",
-        description=(
-            "Re-run trial run RUN_ID from its stored record alone (settings or drop-in recipe, seed) into "
-            "a new run tagged reproduces=RUN_ID, warn about git commit / library version differences, and "
-            "print its final metrics beside the recorded ones. Exit 0 when all are equal within "
-            "--tolerance, 1 otherwise."
+        **describe(
+            "Re-run trial run RUN_ID from its stored record alone (settings or drop-in recipe, "
+            "seed) into a new run tagged reproduces=RUN_ID, warn about git commit / library version "
+            "differences, and print its final metrics beside the recorded ones. Exit 0 when all "
+            "are equal within --tolerance; 1 when one differs, the reproduction failed, or the run "
+            "is unknown or has no record to rebuild it from.",
+            "expman reproduce 17",
+            "expman reproduce 17 --db postgresql://me@host/expman --tolerance 1e-6",
         ),
     )
     p.add_argument("run_id", metavar="RUN_ID", type=int, help="the trial run to reproduce")
-    p.add_argument(
-        "--db",
-        default=None,
-        metavar="URL",
-        help="database URL (default: $EXPMAN_DB, else the last `expman run` here, else "
-        "sqlite:///expman_runs/expman.db)",
-    )
+    add_db(p)
     p.add_argument(
         "--tolerance",
         type=_tolerance,
@@ -68,7 +67,7 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="folder of the new run's files (default expman_runs)",
     )
-    p.set_defaults(handler=reproduce_command, _default_db=default_db_url)
+    p.set_defaults(handler=reproduce_command)
 
 
 def _num(value: float | None) -> str:
@@ -77,13 +76,14 @@ def _num(value: float | None) -> str:
 
 def reproduce_command(args: argparse.Namespace) -> int:
     """Handler of ``expman reproduce``; returns the exit code."""
-    from .cli_read import render_table
+    from .cli_output import resolve_db
     from .cli_run import make_importable
     from .masking import mask_url
+    from .query.render import render
     from .reproduce import reproduce
 
     make_importable()
-    url = args.db or args._default_db()
+    url = resolve_db(args)
     outcome = reproduce(url, args.run_id, workspace=args.workspace, tolerance=args.tolerance)
     for line in outcome.warnings:
         print(f"expman: warning: {line}", file=sys.stderr)
@@ -92,7 +92,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
         f"{outcome.experiment!r}, tagged reproduces={args.run_id} ({mask_url(url)})"
     )
     rows = [[name, _num(a), _num(b), "missing" if d is None else _num(d)] for name, a, b, d in outcome.rows]
-    print(render_table(["metric", "recorded", "reproduced", "difference"], rows, right=(1, 2, 3)))
+    print(render(["metric", "recorded", "reproduced", "difference"], rows, right=(1, 2, 3)))
     bad = sum(
         1 for _, a, b, d in outcome.rows if (a, b) != (None, None) and (d is None or abs(d) > args.tolerance)
     )

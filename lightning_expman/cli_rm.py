@@ -27,15 +27,20 @@ FAILED_STATUSES = ("FAILED", "ABORTED", "LOST")
 
 def register(subparsers: Any) -> None:
     """Add the ``rm`` command to ``expman``'s subparsers."""
-    from ._state import default_db_url
+    from .cli import describe
+    from .cli_output import add_db
 
     p = subparsers.add_parser(
         "rm",
         help="delete an experiment, some of its runs, or its failed runs",
-        description="Delete an experiment (all its trials and runs), --run IDs, or with --failed its "
-        "FAILED/ABORTED/LOST runs, with every row recorded for them; --artifacts also deletes their "
-        "files. Running runs are never deleted.",
-        epilog="example: expman rm digits --failed --dry-run",
+        **describe(
+            "Delete an experiment (all its trials and runs), --run IDs, or with --failed its "
+            "FAILED/ABORTED/LOST runs, with every row recorded for them; --artifacts also deletes "
+            "their files. Running runs are never deleted (exit 1). Asks first on a terminal; "
+            "--yes in scripts.",
+            "expman rm digits --failed --dry-run",
+            "expman rm --run 12 13 --artifacts --yes",
+        ),
     )
     p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help="experiment title or id")
     p.add_argument(
@@ -47,18 +52,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--artifacts", action="store_true", help="also delete the recorded files (checkpoints...)")
     p.add_argument("--dry-run", action="store_true", help="show what would be deleted, delete nothing")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: as for expman ls)")
-    p.set_defaults(handler=rm_command, _default_db=default_db_url)
+    add_db(p)
+    p.set_defaults(handler=rm_command)
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Usage errors, found before the database is opened."""
+    if args.runs and (args.experiment or args.failed):
+        raise ConfigError("expman rm: give --run IDs, or an EXPERIMENT (with or without --failed), not both")
+    if not args.runs and not args.experiment:
+        raise ConfigError("expman rm: name an EXPERIMENT or --run RUN_ID ...")
 
 
 def _plan(db: Any, args: argparse.Namespace) -> tuple[str, Any]:
     """(what, deletion function) for the arguments."""
-    if args.runs and (args.experiment or args.failed):
-        raise ConfigError("expman rm: give --run IDs, or an EXPERIMENT (with or without --failed), not both")
     if args.runs:
         return f"{len(args.runs)} run(s)", lambda dry: db.delete_runs(args.runs, dry_run=dry)
-    if not args.experiment:
-        raise ConfigError("expman rm: name an EXPERIMENT or --run RUN_ID ...")
     with db.query() as q:
         exp = q.experiment(args.experiment)
         if args.failed:
@@ -75,9 +84,11 @@ def _plan(db: Any, args: argparse.Namespace) -> tuple[str, Any]:
 
 def rm_command(args: argparse.Namespace) -> int:
     """Handler of ``expman rm``."""
+    from .cli_output import resolve_db
     from .db import DatabaseManager
 
-    url = args.db or args._default_db()
+    _check(args)
+    url = resolve_db(args)
     with DatabaseManager(url) as db:
         what, delete = _plan(db, args)
         plan = delete(True)

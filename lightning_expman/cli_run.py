@@ -63,16 +63,24 @@ def _positive_float(text: str) -> float:
 
 def register(subparsers: Any) -> None:
     """Add the ``run`` command to ``expman``'s subparsers."""
+    from .cli import describe
+
     parser = subparsers.add_parser(
         "run",
         help="run every trial x repeat of a config folder",
-        description=(
+        **describe(
             "Run the experiment described by CONFIG_DIR (env.yaml, experiment.yaml, base.yaml, "
             "trials.yaml): every trial x repeat is one Lightning fit recorded in the database. "
             "The current directory is importable for class paths. Several expman run processes "
-            "pointed at one database split the grid (each run is claimed in the database). Exit "
-            "codes: 0 the whole grid completed or stopped early, 1 a run failed or was lost, 2 bad "
-            "configuration or usage, 3 runs still in progress in other processes, 130 interrupted."
+            "pointed at one database split the grid (each run is claimed in the database).\n\n"
+            "Exit codes: 0 the whole grid completed or stopped early; 1 a run failed or was lost, "
+            "or the database failed; 2 bad configuration or usage; 3 runs still in progress in "
+            "other processes; 130 interrupted. Output piped into a reader that stops early "
+            "(| head) does not change the exit code.",
+            "expman run configs/digits",
+            "expman run configs/digits --set trainer.max_epochs=2 --workers 2",
+            "expman run configs/digits --dry-run",
+            "expman run configs/digits --db mysql://me@db/expman --wait",
         ),
     )
     parser.add_argument(

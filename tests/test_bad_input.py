@@ -1,5 +1,7 @@
 """Bad command-line arguments and environment for the read side and ``expman run`` (the config
-file corpus is ``tests/bad_config_cases.py``): each case exits 1 (runtime) or 2 (usage/config)
+file corpus is ``tests/bad_config_cases.py``): each case exits 1 (runtime: a database that cannot
+be read, an unknown experiment or run, a file that cannot be written) or 2 (usage/config: a
+malformed flag, URL or path)
 with one line naming the culprit, and leaves the folder and the database byte for byte as they were.
 
 Read commands open databases read-only: an empty file, a foreign SQLite file or a text file
@@ -65,21 +67,31 @@ def check(folder: Path, args: tuple[str, ...], code: int, expected: tuple[str, .
 DB = "sqlite:///runs.db"
 
 READ_CASES = [
-    # --db: files that are not (our) databases, read-only
-    (("ls", "--db", "sqlite:///empty.db"), 2, ("empty.db", "no expman tables")),
-    (("ls", "--db", "sqlite:///foreign.db"), 2, ("foreign.db", "no expman tables")),
-    (("show", "digits", "--db", "sqlite:///foreign.db"), 2, ("foreign.db",)),
-    (("ls", "--db", "sqlite:///notes.txt"), 2, ("notes.txt",)),
-    (("ls", "--db", "sqlite:///missing.db"), 2, ("missing.db",)),
-    (("ls", "--db", "sqlite:///out"), 2, ("out",)),
-    (("ls", "--db", "ftp://host/x"), 2, ("ftp://host/x", "expected one of")),
-    (("ls", "--db", "mysql://me:hunter22@127.0.0.1:1/x"), 2, ("me:***@", "127.0.0.1:1")),
-    # unknown references
-    (("show", "nosuchexperiment", "--db", DB), 2, ("nosuchexperiment",)),
-    (("show", "99999", "--db", DB), 2, ("99999",)),
-    (("diff", "1", "99999", "--db", DB), 2, ("99999",)),
-    (("report", "--run", "99999", "-o", "r.html", "--db", DB), 2, ("99999",)),
-    (("export", "nosuchexperiment", "-o", "x.csv", "--db", DB), 2, ("nosuchexperiment",)),
+    # --db: files that are not (our) databases, read-only (runtime errors)
+    (("ls", "--db", "sqlite:///empty.db"), 1, ("empty.db", "no expman tables")),
+    (("ls", "--db", "sqlite:///foreign.db"), 1, ("foreign.db", "no expman tables")),
+    (("show", "digits", "--db", "sqlite:///foreign.db"), 1, ("foreign.db",)),
+    (("ls", "--db", "sqlite:///notes.txt"), 1, ("notes.txt",)),
+    (("ls", "--db", "sqlite:///missing.db"), 1, ("missing.db",)),
+    (("ls", "--db", "sqlite:///out"), 1, ("out",)),
+    (("ls", "--db", "mysql://me:hunter22@127.0.0.1:1/x"), 1, ("me:***@", "127.0.0.1:1")),
+    # --db: malformed URLs (usage errors)
+    (("ls", "--db", "ftp://host/x"), 2, ("--db", "ftp://host/x", "expected one of")),
+    (("show", "1", "--db", "mysql://me:hunter22@127.0.0.1"), 2, ("--db", "names no database", "me:***@")),
+    # unknown references (runtime errors)
+    (("show", "nosuchexperiment", "--db", DB), 1, ("nosuchexperiment",)),
+    (("show", "99999", "--db", DB), 1, ("99999",)),
+    (("diff", "1", "99999", "--db", DB), 1, ("99999",)),
+    (("report", "--run", "99999", "-o", "r.html", "--db", DB), 1, ("99999",)),
+    (("export", "nosuchexperiment", "-o", "x.csv", "--db", DB), 1, ("nosuchexperiment",)),
+    (("compare", "digits", "--metric", "nosuchmetric", "--db", DB), 1, ("nosuchmetric",)),
+    # malformed arguments (usage errors)
+    (
+        ("export", "digits", "-o", "x.csv", "--table", "trials", "--db", DB),
+        2,
+        ("--table trials needs --metric",),
+    ),
+    (("report", "-o", "r.html", "--db", DB), 2, ("needs an EXPERIMENT",)),
     # -o: usage errors (exit 2)
     (("export", "digits", "-o", "", "--db", DB), 2, ("--output", "must name a file")),
     (("export", "digits", "-o", "out", "--db", DB), 2, ("--output", "'out' is a folder")),
@@ -111,15 +123,16 @@ def test_read_commands_leave_the_database_file_untouched(folder):
 
 def test_bad_db_in_environment_is_named(folder, monkeypatch):
     monkeypatch.setenv("EXPMAN_DB", "sqlite:///foreign.db")
-    check(folder, ("ls",), 2, ("foreign.db",))
+    check(folder, ("ls",), 1, ("foreign.db",))
     monkeypatch.setenv("EXPMAN_DB", "nonsense")
-    check(folder, ("ls",), 2, ("nonsense",))
+    check(folder, ("ls",), 2, ("EXPMAN_DB", "nonsense"))
 
 
 RUN_CASES = [
     (("--db", "ftp://host/x"), 2, ("--db", "ftp://host/x")),
     (("--db", "mysql://me:hunter22@127.0.0.1"), 2, ("--db", "names no database", "me:***@")),
     (("--db", ""), 2, ("--db",)),
+    (("--db", "mysql://me:hunter22@127.0.0.1:1/x"), 1, ("cannot open", "127.0.0.1:1")),  # unreachable
     (("--set", "+x=" + "[" * 300 + "]" * 300), 2, ("--set", "nested more than 200 levels")),
     (("--workers", "-3"), 2, ("--workers", "-3")),
     (("--stale-after", "soon"), 2, ("--stale-after", "soon")),

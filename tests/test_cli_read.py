@@ -107,7 +107,7 @@ def test_show_run_config_metrics_artifacts(expman, demo):
     ):
         assert expected in out
     val_loss = next(line for line in out.splitlines() if line.startswith("val_loss "))
-    assert f"{demo.best_values[rid]:.4g} (min)" in val_loss
+    assert val_loss.split()[2:4] == [f"{demo.best_values[rid]:.4g}", "min"]  # BEST, MODE
     code, out, _ = expman("show", f"run:{demo.failed_run}", "--json")
     data = json.loads(out)
     assert data["status"] == "FAILED" and "out of memory" in data["error"]
@@ -141,11 +141,11 @@ def test_show_run_per_label_values_of_result_metrics(expman, tmp_path):
 
 def test_show_errors(expman):
     code, out, err = expman("show", "nope")
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""  # a runtime error: the database has no such experiment
     assert err.startswith("expman: error: unknown experiment 'nope'") and "digits (id" in err
     assert err.count("\n") == 1
     code, _, err = expman("show", "424242")
-    assert code == 2 and "unknown run id '424242'" in err
+    assert code == 1 and "unknown run id '424242'" in err
 
 
 # --------------------------------------------------------------------------- compare
@@ -189,13 +189,13 @@ def test_compare_json_and_options(expman, demo):
 
 def test_compare_errors(expman):
     code, out, err = expman("compare", "digits", "--metric", "val_los")
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert err == (
         "expman: error: unknown metric 'val_los' in experiment 'digits'; recorded: "
         "lr, test_acc, test_loss, train_loss, train_loss_step, val_acc, val_loss\n"
     )
     code, _, err = expman("compare", "nope", "--metric", "val_loss")
-    assert code == 2 and "unknown experiment 'nope'" in err
+    assert code == 1 and "unknown experiment 'nope'" in err
     with pytest.raises(SystemExit) as e:  # argparse: a missing --metric is a usage error too
         expman("compare", "digits")
     assert e.value.code == 2
@@ -242,7 +242,7 @@ def test_diff_text_and_json(expman, demo):
     _, out, _ = expman("diff", str(a), str(b), "--json")
     assert ["model.lr", 0.01, 0.1] in json.loads(out)["config"]
     code, _, err = expman("diff", str(a), "999999")
-    assert code == 2 and "unknown run id '999999'" in err
+    assert code == 1 and "unknown run id '999999'" in err
 
 
 # --------------------------------------------------------------------------- export
@@ -296,16 +296,16 @@ def test_report_commands_write_html(expman, demo, tmp_path):
     code, _, err = expman("report", "-o", str(tmp_path / "x.html"))
     assert code == 2 and "expman report needs an EXPERIMENT, --run RUN_ID or --runs" in err
     code, _, err = expman("report", "digits", "--metric", "nope", "-o", str(tmp_path / "x.html"))
-    assert code == 2 and "unknown metric 'nope'" in err
+    assert code == 1 and "unknown metric 'nope'" in err
 
 
 def test_db_errors_are_one_line(expman, tmp_path):
     code, _, err = expman("ls", db=f"sqlite:///{tmp_path / 'missing.db'}")
-    assert code == 2 and err.startswith("expman: error: no expman database at ") and err.count("\n") == 1
-    code, _, err = expman("ls", db="oracle://x/y")
-    assert code == 2 and "unsupported database URL" in err
-    code, _, err = expman("ls", db="mysql://root:s3cret@127.0.0.1:1/nothing")
-    assert code == 2 and "s3cret" not in err and err.count("\n") == 1
+    assert code == 1 and err.startswith("expman: error: no expman database at ") and err.count("\n") == 1
+    code, _, err = expman("ls", db="oracle://x/y")  # a malformed URL: usage
+    assert code == 2 and "--db: unsupported database URL" in err
+    code, _, err = expman("ls", db="mysql://root:s3cret@127.0.0.1:1/nothing")  # unreachable: runtime
+    assert code == 1 and "s3cret" not in err and err.count("\n") == 1
 
 
 def test_db_default_comes_from_environment(expman, demo, monkeypatch, tmp_path):
@@ -325,5 +325,5 @@ def test_real_subprocess_expman_ls(demo, tmp_path):
     proc = subprocess.run(
         [*cmd, "compare", "nope", "--metric", "val_loss"], capture_output=True, text=True, env=env, timeout=60
     )
-    assert proc.returncode == 2 and proc.stderr.startswith("expman: error: unknown experiment 'nope'")
+    assert proc.returncode == 1 and proc.stderr.startswith("expman: error: unknown experiment 'nope'")
     assert "Traceback" not in proc.stderr

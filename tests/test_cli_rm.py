@@ -72,13 +72,13 @@ def test_rm_refuses_running_runs_and_bad_arguments(sqlite_url, tmp_path, capsys)
         (running,) = _record(db, "exp", ["RUNNING"], tmp_path)
     finally:
         db.close()
-    assert main(["rm", "--run", str(running), "--yes", "--db", sqlite_url]) == 2
+    assert main(["rm", "--run", str(running), "--yes", "--db", sqlite_url]) == 1  # the run's state
     assert "RUNNING with a live lease" in capsys.readouterr().err
     assert main(["rm", "--db", sqlite_url]) == 2
     assert "name an EXPERIMENT" in capsys.readouterr().err
     assert main(["rm", "exp", "--run", "1", "--db", sqlite_url]) == 2
     assert "not both" in capsys.readouterr().err
-    assert main(["rm", "nope", "--yes", "--db", sqlite_url]) == 2
+    assert main(["rm", "nope", "--yes", "--db", sqlite_url]) == 1  # not in the database: runtime
     assert "unknown experiment 'nope'" in capsys.readouterr().err
 
 
@@ -86,4 +86,4 @@ def test_rm_refuses_running_runs_and_bad_arguments(sqlite_url, tmp_path, capsys)
 def test_rm_help_has_an_example(args, capsys):
     with pytest.raises(SystemExit):
         main(args)
-    assert "example: expman rm digits --failed --dry-run" in capsys.readouterr().out
+    assert "Examples:\n  expman rm digits --failed --dry-run" in capsys.readouterr().out

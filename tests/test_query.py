@@ -324,9 +324,17 @@ def test_helpers():
 def test_read_side_never_imports_torch_or_lightning():
     code = (
         "import sys, lightning_expman.query, lightning_expman.report, lightning_expman.cli_read;"
+        "import lightning_expman.cli_show, lightning_expman.cli_output, lightning_expman.query.render;"
         "import lightning_expman.cli; lightning_expman.cli.build_parser();"
         "heavy = ('torch', 'lightning', 'pytorch_lightning', 'plotly', 'pandas');"
         "bad = [m for m in heavy if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # `expman --help` and usage errors do not even load the read side (peewee and the query API)
+    code = (
+        "import sys, lightning_expman.cli; lightning_expman.cli.build_parser();"
+        "bad = [m for m in ('peewee', 'lightning_expman.query', 'lightning_expman.db') if m in sys.modules];"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -345,3 +353,69 @@ def test_nan_values_do_not_break_aggregates(sqlite_url):
         assert row["n"] == 2 and row["mean"] == pytest.approx((1.0 + 0.25) / 2)
         finals = q.trial_summary("nan", "val_loss", "min", value="final").rows[0]
         assert finals["n"] == 1 and not math.isnan(finals["mean"])  # the diverged run's final is NULL
+
+
+# --------------------------------------------------------------------------- Table in notebooks, the renderer
+
+
+def test_table_repr_is_short_and_html_is_a_table():
+    rows = [{"run_id": i, "trial": f"<t{i}>", "val_loss": 1 / (i + 1), "tags": {"a": i}} for i in range(60)]
+    table = Table(["run_id", "trial", "val_loss", "tags", "b", "c", "d"], rows)
+    assert repr(table) == "<Table: 60 rows x 7 columns (run_id, trial, val_loss, tags, b, c, … 1 more)>"
+    html = table._repr_html_()
+    assert html.startswith("<table><thead><tr><th>run_id</th>") and html.count("<tr>") == 1 + 50
+    assert "<td>&lt;t3&gt;</td>" in html and "<td>0.25</td>" in html and "<td>{&quot;a&quot;:3}</td>" in html
+    assert "… 10 more rows (60 in all)" in html
+    assert str(table).splitlines()[0].split() == ["run_id", "trial", "val_loss", "tags", "b", "c", "d"]
+
+
+def test_table_renders_every_format():
+    import csv
+    import io
+
+    table = Table(["trial", "val_loss", "note"], [{"trial": "a|b", "val_loss": 0.123456789}, {"trial": "c"}])
+    assert table.render("md").splitlines() == [
+        "| trial | val_loss | note |",
+        "| --- | ---: | --- |",
+        "| a\\|b | 0.1235 | - |",
+        "| c | - | - |",
+    ]
+    assert list(csv.reader(io.StringIO(table.render("csv")))) == [
+        ["trial", "val_loss", "note"],
+        ["a|b", "0.123456789", ""],  # raw value, None empty
+        ["c", "", ""],
+    ]
+    assert json.loads(table.render("json"))[0] == {"trial": "a|b", "val_loss": 0.123456789, "note": None}
+    with pytest.raises(QueryError, match="unknown table format 'xlsx'; valid: table, md, csv, json"):
+        table.render("xlsx")
+
+
+def test_renderer_fits_the_width_keeps_columns_and_agrees_with_the_cli():
+    from lightning_expman.cli_output import FORMATS as CLI_FORMATS
+    from lightning_expman.query.render import FORMATS, render
+
+    assert CLI_FORMATS == FORMATS
+    rows = [[1, "x" * 60, "8 completed, 1 failed, 2 running", float("nan")]]
+    text = render(["ID", "TITLE", "STATUS", "LOSS"], rows, width=60, keep=(2,))
+    assert all(len(line) <= 60 for line in text.splitlines())
+    assert "8 completed, 1 failed, 2 running" in text and "…" in text and text.endswith("nan")
+    assert json.loads(render(["LOSS"], [[float("nan")]], "json")) == [{"LOSS": None}]
+
+
+def test_run_summary_uses_the_renderer():
+    import csv
+    import io
+
+    from lightning_expman.enums import RunStatus
+    from lightning_expman.experiment import ExperimentSummary, RunResult
+
+    results = [
+        RunResult(1, 2, "lr-0.1", 1, 1, 42, status=RunStatus.COMPLETED, elapsed=1.25, run_id=7),
+        RunResult(2, 2, "lr-0.01", 1, 1, 43, status=RunStatus.SKIPPED, previous=RunStatus.RUNNING),
+    ]
+    summary = ExperimentSummary("digits", results, workdir="/ws", elapsed=2.0)
+    text = summary.table()
+    assert text.splitlines()[0].split() == ["#", "trial", "run", "seed", "status", "time", "run", "id"]
+    assert "SKIPPED (RUNNING elsewhere)" in text and text.splitlines()[-1] == "workspace: /ws"
+    rows = list(csv.DictReader(io.StringIO(summary.table("csv"))))
+    assert rows[0]["time"] == "1.25" and rows[0]["run id"] == "7" and rows[1]["run id"] == ""

@@ -110,7 +110,7 @@ def test_a_dropin_run_is_reproduced_from_its_recipe(tmp_path):
     assert {"val_loss", "val_acc"} <= set(table) and all(d == "0" for _, _, d in table.values())
 
 
-def test_unknown_run_and_runs_without_a_record_exit_2(tmp_path):
+def test_unknown_run_and_runs_without_a_record_exit_1(tmp_path):
     from lightning_expman.db import DatabaseManager
 
     url = db_url(tmp_path)
@@ -118,6 +118,6 @@ def test_unknown_run_and_runs_without_a_record_exit_2(tmp_path):
         trial = db.create_trial(db.create_experiment("seed").id, "t").id
         bare = db.create_trial_run(trial, "completed").id
     code, _, err = expman("reproduce", "999", "--db", url, cwd=tmp_path)
-    assert code == 2 and "no trial run 999" in err
+    assert code == 1 and "no trial run 999" in err  # a runtime error: not in the database
     code, _, err = expman("reproduce", str(bare), "--db", url, cwd=tmp_path)
-    assert code == 2 and "no settings to rebuild it from" in err
+    assert code == 1 and "no settings to rebuild it from" in err

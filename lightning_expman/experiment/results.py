@@ -159,28 +159,32 @@ class ExperimentSummary:
             " (interrupted)" if self.interrupted else ""
         )
 
-    def table(self) -> str:
-        """A plain-text table: one line per run, then the totals."""
+    def table(self, format: str = "table") -> str:
+        """One row per run (``#``, trial, run, seed, status, time, run id) drawn by the package's
+        one renderer (:func:`~lightning_expman.query.render.render`); with ``format="table"``
+        (what ``expman run`` prints) followed by the totals, the workspace and the database.
+
+        Args:
+            format: ``"table"`` (aligned, fit to the terminal), ``"md"``, ``"csv"`` or ``"json"``.
+        """
+        from ..query.render import render
+
         header = ("#", "trial", "run", "seed", "status", "time", "run id")
+
+        def seconds(r: RunResult) -> Any:  # "4.2s" on a console; a number (or null) in data
+            ran = r.status not in (None, RunStatus.SKIPPED)
+            if format != "table":
+                return r.elapsed if ran else None
+            return f"{r.elapsed:.1f}s" if ran else "-"
+
         rows = [
-            (
-                str(r.index),
-                r.trial,
-                f"{r.repeat_idx}/{r.repeat}",
-                str(r.seed),
-                r.status_text,
-                f"{r.elapsed:.1f}s" if r.status not in (None, RunStatus.SKIPPED) else "-",
-                str(r.run_id) if r.run_id is not None else "-",
-            )
+            (r.index, r.trial, f"{r.repeat_idx}/{r.repeat}", r.seed, r.status_text, seconds(r), r.run_id)
             for r in self.own
         ]
-        widths = [
-            max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)
-        ]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        lines.append(self.totals_line())
+        text = render(header, rows, format, right=(5,), keep=(4,))  # a status is read in full
+        if format != "table":
+            return text
+        lines = [text, self.totals_line()]
         if self.workdir:
             lines.append(f"workspace: {self.workdir}")
         if self.db_url:

@@ -44,8 +44,9 @@ Layout: each layer builds on the ones below it, and :class:`Query` is the top on
 * ``metrics.py``: per-run metric reductions, metric names, histories;
 * ``runs.py``: the runs table, one run in full, artifacts;
 * ``aggregates.py``: aggregates over repeats, best trial/run, run diffs;
-* ``table.py`` (``Table`` and export), ``tags.py`` (filters, ``set_tags``), ``values.py`` (modes,
-  flattening, statistics).
+* ``table.py`` (``Table``: export, ``render``, notebook display), ``render.py`` (the one table
+  renderer: terminal table, Markdown, CSV, JSON; standard library only), ``tags.py`` (filters,
+  ``set_tags``), ``values.py`` (modes, flattening, statistics), ``output.py`` (atomic output files).
 """
 
 from __future__ import annotations

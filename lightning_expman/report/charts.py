@@ -27,8 +27,13 @@ PALETTE = [
 
 
 def _go() -> Any:
-    import plotly.graph_objects as go
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        from .html import _plotly_js
 
+        _plotly_js()  # raises the one-line QueryError naming the [report] extra
+        raise
     return go
 
 
