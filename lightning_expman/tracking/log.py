@@ -221,7 +221,7 @@ class LogTracker(Tracker):
             self._write(Level(level), f"{Level(level).name.lower()} metrics: {_pairs(metrics)}")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from .db import flatten_params
+        from ..db.values import flatten as flatten_params
 
         self._write(Level.TRIAL_RUN, f"params: {_pairs(flatten_params(mask_secrets(params)))}")
 

@@ -30,11 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
 from ..errors import ConfigError
 from ..masking import mask_secrets, mask_text
 from .base import Tracker
-from .db import flatten_params
 
 __all__ = ["MLflowTracker", "mlflow_status"]
 
