@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabaseError
 from .bulk import step_value
-from .connect import is_conflict, is_disconnect
+from .driver_errors import is_conflict, is_disconnect
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
