@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..enums import Level
-from .base import normalize_metric
 from .db_metrics import MetricEvents
+from .normalize import normalize_metric
 
 if TYPE_CHECKING:
     from ..db.manager import DatabaseManager
