@@ -94,24 +94,14 @@ class BackgroundWriter:
         self.max_pending = int(max_pending)
         self.name = name
         self._high = max(1, self.max_pending // 2)  # nudge the writer from here on
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # writer waits: work or timer
-        self._not_full = threading.Condition(self._lock)  # producers wait: back-pressure
-        self._drained = threading.Condition(self._lock)  # flush() waits: done_seq advanced
-        self._ops: list[tuple[Any, ...]] = []
-        self._pending = 0
         self._seq = 0  # operations submitted
-        self._done_seq = 0  # operations durable (or failed and reported)
-        self._flush_seq = 0  # flush() asks the writer to reach this seq now
         self._nudged = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._new_process_state()
         self._error: BaseException | None = None
         self._lost = 0
         self._token = uuid.uuid4().hex  # names this writer's row in write_mark
         self._batches = 0
         self._down = False  # the last batch was given up: the server stayed unreachable
-        self._pid = os.getpid()
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ submit (training thread)
@@ -275,12 +265,12 @@ class BackgroundWriter:
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
-            self._after_fork()
+            self._new_process_state()
 
     def _start(self) -> None:
         with self._lock:
             if self._pid != os.getpid():
-                self._unlocked(self._after_fork)
+                self._unlocked(self._new_process_state)
             if self._thread is not None and self._thread.is_alive():
                 return
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -296,17 +286,18 @@ class BackgroundWriter:
         if self._thread is None:
             self._drain_here()
 
-    def _after_fork(self) -> None:
-        # A forked child inherits the parent's buffer (the parent writes it) and a copy of a
-        # thread that does not run here: start clean.
+    def _new_process_state(self) -> None:
+        """Locks, buffer and thread: set at creation, and again in a forked child, which inherits
+        the parent's buffer (the parent writes it) and a copy of a thread that does not run here."""
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._drained = threading.Condition(self._lock)
-        self._ops = []
+        self._wake = threading.Condition(self._lock)  # writer waits: work or timer
+        self._not_full = threading.Condition(self._lock)  # producers wait: back-pressure
+        self._drained = threading.Condition(self._lock)  # flush() waits: done_seq advanced
+        self._ops: list[tuple[Any, ...]] = []
         self._pending = 0
+        # Operations durable (or failed and reported); flush() asks the writer to reach _flush_seq.
         self._done_seq = self._flush_seq = self._seq
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._stopping = False
         self._pid = os.getpid()
 
@@ -413,7 +404,7 @@ def _close_all() -> None:
 
 def _reset_in_child() -> None:
     for writer in list(_LIVE):
-        writer._after_fork()
+        writer._new_process_state()
 
 
 atexit.register(_close_all)
