@@ -71,6 +71,7 @@ def write_batch(
     *,
     writer: str,
     number: int,
+    what: str = "background write",
     retry_for: float | None = None,
 ) -> Failures:
     """Apply ``rows`` and ``calls`` in one transaction, exactly once.
@@ -81,6 +82,7 @@ def write_batch(
         calls: ``(CALL, fn, args, kwargs)`` operations, applied in order after the rows.
         writer: the writer's token (its ``write_mark`` row).
         number: this batch's number for ``writer`` (growing).
+        what: the batch as error messages name it.
         retry_for: seconds to retry a lost connection (``None``: the manager's ``retry_for``).
 
     Returns:
@@ -106,7 +108,7 @@ def write_batch(
 
     return manager.run_in_transaction(
         body,
-        what=f"background write of {len(rows) + len(calls)} operations",
+        what=what,
         verify=landed if marked else None,
         retry_for=retry_for,
     )

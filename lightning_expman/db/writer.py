@@ -359,6 +359,7 @@ class BackgroundWriter:
                 calls,
                 writer=self._token,
                 number=self._batches,
+                what=f"background write of {len(batch)} operations",
                 # Once a batch was given up, the server is known to be down: the run is failing,
                 # so later batches try briefly instead of holding its end up for the full bound.
                 retry_for=_DOWN_RETRY_FOR if self._down else None,
