@@ -31,24 +31,21 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import tempfile
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config._util import to_plain
 from .enums import Level
-from .masking import MaskingFilter, mask_secrets
+from .logfiles import LOG_FILES, close_logger, open_logger
+from .masking import mask_secrets
 
 if TYPE_CHECKING:
     from .tracking.base import TrackerManager
 
 __all__ = ["LOG_FILES", "Environment", "safe_name", "with_default_db"]
 
-LOG_FILES = {Level.EXPERIMENT: "experiment.log", Level.TRIAL: "trial.log", Level.TRIAL_RUN: "run.log"}
-"""The log file of each level, inside its ``logs/`` folder."""
-
-_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,+=@-]+")
 _MAX_NAME = 120
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
@@ -165,7 +162,7 @@ class Environment:
         self.workspace: Path = parent.workspace if parent is not None else self.workdir
         self._tracker_manager = tracker_manager
         self._logger: logging.Logger | None = None
-        self._handlers: list[logging.Handler] = []
+        self._release: weakref.finalize | None = None
         self.config_dir = self.workdir if level is Level.TRIAL_RUN else self.workdir / "configs"
         self.log_dir = self.workdir / "logs"
         self.artifact_dir = self.workdir / "artifacts"
@@ -279,43 +276,30 @@ class Environment:
     def logger(self) -> logging.Logger:
         """A logger writing to :attr:`log_file` (and to stderr when ``verbose``).
 
-        Loggers do not propagate to the root logger, so a run's lines are not repeated in the
-        trial's log. The root environment logs to the console only (when verbose).
+        Made by :func:`lightning_expman.logfiles.open_logger`: it shares the file's one handler with
+        the ``log`` tracker, so their lines are in order and in one format. It does not propagate to
+        the root logger, so a run's lines are not repeated in the trial's log. The root environment
+        logs to the console only (when verbose). An environment dropped without :meth:`close`
+        releases its file when it is garbage collected.
         """
         if self._logger is None:
-            key = hashlib.sha1(str(self.workdir).encode()).hexdigest()[:10]
             label = "workspace" if self.level is None else self.name
             if self.level is Level.TRIAL_RUN and self.parent is not None:
                 label = f"{self.parent.name}/{self.name}"
-            logger = logging.getLogger(f"lightning_expman.env.{key}")
-            logger.propagate = False
-            logger.setLevel(logging.DEBUG if self.debug else logging.INFO)
-            for h in list(logger.handlers):  # a previous Environment on the same folder
-                logger.removeHandler(h)
-                h.close()
-            formatter = logging.Formatter(_LOG_FORMAT.replace("%(name)s", label.replace("%", "%%")))
-            if self.log_file is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                fh = logging.FileHandler(self.log_file, encoding="utf-8", delay=False)
-                fh.setFormatter(formatter)
-                self._handlers.append(fh)
-            if self.verbose:
-                sh = logging.StreamHandler(sys.stderr)
-                sh.setFormatter(formatter)
-                self._handlers.append(sh)
-            for h in self._handlers:
-                h.addFilter(MaskingFilter())  # no secret in a log line (lightning_expman.masking)
-                logger.addHandler(h)
-            self._logger = logger
+            self._logger = open_logger(
+                label,
+                self.log_file,
+                level=logging.DEBUG if self.debug else logging.INFO,
+                console=self.verbose,
+            )
+            self._release = weakref.finalize(self, close_logger, self._logger)
         return self._logger
 
     def close(self) -> None:
-        """Flush and close this environment's log handlers (the logger reopens on next use)."""
-        if self._logger is not None:
-            for h in self._handlers:
-                self._logger.removeHandler(h)
-                h.close()
-        self._handlers = []
+        """Flush and release this environment's log handlers (the logger reopens on next use)."""
+        if self._release is not None:
+            self._release()  # close_logger, once
+        self._release = None
         self._logger = None
 
     def __enter__(self) -> Environment:
@@ -371,7 +355,7 @@ class Environment:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_logger"] = None
-        state["_handlers"] = []
+        state["_release"] = None
         return state
 
     def __repr__(self) -> str:

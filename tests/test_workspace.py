@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import pickle
 
 import pytest
@@ -234,3 +236,52 @@ def test_seed_constructor_setup_and_trackers_from_the_config(tmp_path):
     with pytest.raises(TypeError, match="needs a folder"):
         Environment()
     env.close()
+
+
+def _open_files(folder) -> list[str]:
+    """The files under ``folder`` this process holds open (Linux: /proc/self/fd)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(os.path.relpath(target, folder))
+    return sorted(found)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_a_process_running_100_runs_holds_no_file_of_a_finished_run(tmp_path):
+    """Each file has one handle shared by the workspace logger and the log tracker, and it is let go
+    when its level ends -- also for a run environment dropped without close()."""
+    from lightning_expman.tracking import TrackScope
+    from lightning_expman.tracking.log import LogTracker
+
+    root = Environment.from_config({"workspace": str(tmp_path)})
+    exp = root.create_child("exp")
+    trial = exp.create_child("t")
+    manager = TrackerManager([LogTracker(workspace=tmp_path)])
+    held = ["exp/logs/experiment.log", "exp/trials/t/logs/trial.log"]
+    with (
+        TrackScope(manager, Level.EXPERIMENT, name="exp", workdir=exp.workdir),
+        TrackScope(manager, Level.TRIAL, name="t", workdir=trial.workdir),
+    ):
+        for i in range(100):
+            run = trial.create_child(f"run_{i}")
+            with TrackScope(manager, Level.TRIAL_RUN, repeat_idx=i, seed=i, workdir=run.workdir):
+                run.logger.info("training")
+                assert _open_files(tmp_path) == sorted([*held, f"exp/trials/t/run_{i}/logs/run.log"])
+            if i % 2:
+                run.close()
+            del run  # the even ones are dropped unclosed, as by a caller that crashed
+            gc.collect()
+            assert _open_files(tmp_path) == held
+    manager.close()
+    for env in (trial, exp, root):
+        env.close()
+    assert _open_files(tmp_path) == []
+    from lightning_expman.logfiles import open_log_files
+
+    assert open_log_files() == []
+    assert "training" in (trial.workdir / "run_99" / "logs" / "run.log").read_text()

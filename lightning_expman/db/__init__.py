@@ -1,5 +1,17 @@
 """Persistence: the Peewee schema, connections, the seed's ``DatabaseManager`` and schema versioning.
 
+Files:
+
+* ``urls.py``: database URLs parsed and rendered (password never shown);
+* ``connect.py``: opening a database with per-backend settings (SQLite WAL, MySQL, PostgreSQL);
+* ``driver_errors.py``: driver errors translated (one line) and classified (lost connection, conflict);
+* ``columns.py``: how values are stored on every backend; ``models.py``: the tables;
+* ``migrations.py``: schema versions; ``clock.py``: the database's clock;
+* ``manager.py``: :class:`DatabaseManager`, composed of ``base.py``, ``writes.py``, ``reads.py``,
+  ``lifecycle.py``, ``bulk.py``, ``deletes.py``, ``levels.py`` and ``values.py`` (see its docstring);
+* ``writer.py``: the background writer (buffer and thread); ``batch.py``: one of its batches
+  written in one transaction, exactly once.
+
 Example:
     >>> from lightning_expman.db import DatabaseManager, QueryError
     >>> db = DatabaseManager("sqlite:///:memory:")

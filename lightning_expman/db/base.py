@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError, QueryError
+from ..masking import mask_url
 from . import models as m
-from .connect import DatabaseURL, _connect_failed, describe, is_conflict, is_disconnect, mask_url, scrub
+from .driver_errors import connect_error, describe, is_conflict, is_disconnect, scrub
+from .urls import DatabaseURL
 from .values import _clean_per_label, _scrub_value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -240,7 +242,7 @@ class ManagerBase:
         cause = getattr(e, "orig", None) or e
         detail = scrub(describe(e), self._url)
         if self._db.is_closed():  # this thread's (auto)connect itself failed
-            return _connect_failed(self._url, e)
+            return connect_error(self._url, e)
         if is_disconnect(self._db, e):
             return ConnectionError(
                 f"{what}: lost the connection to {self._url.address} ({self.url}): {detail}; "

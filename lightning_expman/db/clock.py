@@ -1,7 +1,7 @@
 """The database server's clock, per backend: leases and heartbeats are measured on it, never on a
 host's clock (hosts drift; the database is the one clock every process shares).
 
-Times are naive UTC, like every time column (see ``models.py``).
+Times are naive UTC, like every time column (see ``columns.py``).
 
 Example:
     >>> from lightning_expman.db.clock import db_clock

@@ -1,27 +1,16 @@
-"""Database URLs and per-backend connection settings, in one place.
+"""Opening databases: per-backend connection settings, in one place.
 
-Every backend-specific decision lives here: how a URL maps onto a Peewee database, the SQLite
-pragmas that make several writer processes safe (WAL, busy timeout, ``BEGIN IMMEDIATE``), the
-driver options for MySQL/MariaDB (pymysql, utf8mb4) and PostgreSQL (psycopg2), how driver
-connection errors are translated, and which driver errors mean "the connection was lost".
-
-Accepted URLs::
-
-    sqlite:///relative/path.db        sqlite:////absolute/path.db        sqlite:///:memory:
-    mysql://user:pass@host:3306/db    (aliases: mariadb://, mysql+pymysql://)
-    postgresql://user@host:5432/db    (aliases: postgres://, postgresql+psycopg2://)
-
-Passwords may be URL-encoded (``p%40ss`` for ``p@ss``). They never appear in a repr, a log line
-or an error message: :func:`mask_url` replaces them with ``***``.
+Every backend-specific decision about a connection lives here: how a URL maps onto a Peewee
+database, the SQLite pragmas that make several writer processes safe (WAL, busy timeout, ``BEGIN
+IMMEDIATE``), the driver options for MySQL/MariaDB (pymysql, utf8mb4) and PostgreSQL (psycopg2),
+and read-only sessions. Parsing URLs is :mod:`lightning_expman.db.urls`; translating and
+classifying driver errors (lost connection, write conflict) :mod:`lightning_expman.db.driver_errors`.
+Their public names are importable from here too.
 
 Example:
-    >>> url = parse_url("mysql://ml_user:s3cret@db.example.org/experiments")
-    >>> url.backend, url.host, url.port, url.database
-    ('mysql', 'db.example.org', 3306, 'experiments')
-    >>> url
-    DatabaseURL('mysql://ml_user:***@db.example.org:3306/experiments')
-    >>> mask_url("postgresql://bob:hunter2@localhost/runs")
-    'postgresql://bob:***@localhost/runs'
+    >>> db = open_database("sqlite:///runs/expman.db")
+    >>> backend_of(db)
+    'sqlite'
 """
 
 from __future__ import annotations
@@ -29,15 +18,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError
 from ..masking import mask_url
+from .driver_errors import connect_error, describe, is_conflict, is_disconnect, scrub
+from .urls import DatabaseURL, parse_url
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -56,171 +45,6 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock before failing."""
-
-_SCHEMES = {
-    "sqlite": "sqlite",
-    "sqlite3": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "mysql+pymysql": "mysql",
-    "mariadb+pymysql": "mysql",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "postgresql+psycopg2": "postgresql",
-}
-_DEFAULT_PORTS = {"mysql": 3306, "postgresql": 5432}
-_VALID_FORMS = (
-    "sqlite:///path.db, sqlite:////abs/path.db, mysql://user:pass@host:3306/db, postgresql://user@host/db"
-)
-
-# MySQL client/server error codes that mean the connection is gone (the server rolled back any
-# open transaction): 2006 gone away, 2013 lost during query, 2055 lost at handshake/reading,
-# 1927 (MariaDB) connection killed, 4031 (MySQL 8) disconnected for inactivity.
-_MYSQL_DISCONNECT_CODES = frozenset({2006, 2013, 2055, 1927, 4031})
-
-
-@dataclass(frozen=True)
-class DatabaseURL:
-    """A parsed database URL. ``repr``/``str`` mask the password.
-
-    Attributes:
-        backend: ``"sqlite"``, ``"mysql"`` or ``"postgresql"``.
-        database: SQLite file path (or ``":memory:"``), else the server-side database name.
-        host: server host (None for SQLite).
-        port: server port (None for SQLite; the backend default when the URL has none).
-        user: user name, if any.
-        password: password, if any (decoded; never shown).
-        params: extra query-string parameters, passed to the driver.
-    """
-
-    backend: str
-    database: str
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    params: dict[str, str] = field(default_factory=dict)
-
-    def render(self, *, hide_password: bool = True) -> str:
-        """Rebuild the URL; the password is ``***`` unless ``hide_password=False``."""
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.database}"
-        auth = ""
-        if self.user:
-            auth = quote(self.user, safe="")
-            if self.password:
-                auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
-            auth += "@"
-        query = "&".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.backend}://{auth}{self.host}:{self.port}/{self.database}" + (
-            f"?{query}" if query else ""
-        )
-
-    @property
-    def address(self) -> str:
-        """``host:port`` of a server, or the SQLite file path."""
-        return self.database if self.backend == "sqlite" else f"{self.host}:{self.port}"
-
-    def __str__(self) -> str:
-        return self.render()
-
-    def __repr__(self) -> str:
-        return f"DatabaseURL({self.render()!r})"
-
-
-def parse_url(url: str | DatabaseURL) -> DatabaseURL:
-    """Parse a database URL (see the module docstring for the accepted forms).
-
-    Args:
-        url: the URL, or an already parsed :class:`DatabaseURL` (returned unchanged).
-
-    Returns:
-        The parsed URL.
-
-    Raises:
-        ConnectionError: the scheme is unknown or a server URL lacks a database name; the message
-            names the (masked) URL and the valid forms.
-
-    Example:
-        >>> parse_url("sqlite:///runs/expman.db").database
-        'runs/expman.db'
-        >>> parse_url("sqlite:////tmp/x.db").database
-        '/tmp/x.db'
-    """
-    if isinstance(url, DatabaseURL):
-        return url
-    text = str(url).strip()
-    scheme, sep, _ = text.partition("://")
-    backend = _SCHEMES.get(scheme.lower()) if sep else None
-    if backend is None:
-        raise ConnectionError(
-            f"unsupported database URL {mask_url(text)!r}: expected one of {_VALID_FORMS} "
-            f"(schemes: {', '.join(sorted(_SCHEMES))})"
-        )
-    parts = urlsplit(text)
-    params = dict(parse_qsl(parts.query))
-    if backend == "sqlite":
-        # sqlite:///rel.db -> path "/rel.db" -> "rel.db"; sqlite:////abs.db -> "//abs.db" -> "/abs.db"
-        path = text.split("://", 1)[1].split("?", 1)[0]
-        if path.startswith("/"):
-            path = path[1:]
-        if parts.netloc:
-            raise ConnectionError(
-                f"invalid SQLite URL {mask_url(text)!r}: use three slashes for a relative path "
-                f"(sqlite:///runs.db) or four for an absolute one (sqlite:////tmp/runs.db)"
-            )
-        return DatabaseURL("sqlite", unquote(path) or ":memory:", params=params)
-    database = unquote(parts.path.lstrip("/"))
-    if not database:
-        raise ConnectionError(
-            f"database URL {mask_url(text)!r} names no database: expected {scheme}://user:pass@host:port/dbname"
-        )
-    try:
-        port = parts.port or _DEFAULT_PORTS[backend]
-    except ValueError as e:
-        raise ConnectionError(f"database URL {mask_url(text)!r} has an invalid port: {e}") from None
-    return DatabaseURL(
-        backend,
-        database,
-        host=parts.hostname or "localhost",
-        port=port,
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        params=params,
-    )
-
-
-# --------------------------------------------------------------------------- opening
-
-
-def scrub(message: str, url: DatabaseURL) -> str:
-    """Remove the password from a driver message (drivers do not echo it, but be certain)."""
-    message = mask_url(message)
-    if url.password:
-        message = message.replace(url.password, "***")
-    return " ".join(message.split())  # one line
-
-
-def describe(e: BaseException) -> str:
-    """``"OperationalError: (1045, 'Access denied ...')"``: the driver's error, not Peewee's wrapper."""
-    cause = getattr(e, "orig", None) or e  # Peewee keeps the driver exception as .orig
-    return f"{type(cause).__name__}: {cause}"
-
-
-def _connect_failed(url: DatabaseURL, e: BaseException) -> ConnectionError:
-    """A one-line ConnectionError naming what was tried, why it failed and how to fix it."""
-    detail = scrub(describe(e), url)
-    if url.backend == "sqlite":
-        hint = "check that the directory exists and is writable"
-        where = f"SQLite file {url.database!r}"
-    else:
-        server = "MySQL/MariaDB" if url.backend == "mysql" else "PostgreSQL"
-        hint = (
-            f"check that {server} is running at {url.address}, that database {url.database!r} exists and "
-            f"that user {url.user!r} may use it (URL form: {url.backend}://user:pass@host:port/dbname)"
-        )
-        where = f"{server} at {url.address} ({url.render()})"
-    return ConnectionError(f"cannot open {where}: {detail}; {hint}")
 
 
 class _SqliteDatabase(pw.SqliteDatabase):
@@ -386,9 +210,9 @@ def open_database(url: str | DatabaseURL, *, read_only: bool = False) -> pw.Data
             f"pip install 'lightning-expman[{extra}]'"
         ) from e
     except (pw.PeeweeException, OSError) as e:
-        raise _connect_failed(parsed, e) from e
+        raise connect_error(parsed, e) from e
     except Exception as e:  # any other driver error (e.g. psycopg2 ProgrammingError on a bad option)
-        raise _connect_failed(parsed, e) from e
+        raise connect_error(parsed, e) from e
     log.debug("opened %s database %s", parsed.backend, parsed.render())
     return db
 
@@ -402,74 +226,3 @@ def backend_of(db: pw.Database) -> str:
     if isinstance(db, pw.PostgresqlDatabase):
         return "postgresql"
     raise DatabaseError(f"unsupported database {type(db).__name__}: expected SQLite, MySQL or PostgreSQL")
-
-
-def _chain(exc: BaseException):
-    """The exception, the driver error Peewee wrapped (.orig) and its causes/contexts."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo.append(getattr(e, "orig", None))  # the driver error Peewee wrapped
-        todo.extend((e.__cause__, e.__context__))
-
-
-def is_disconnect(db: pw.Database, exc: BaseException) -> bool:
-    """Whether ``exc`` means the connection to the server was lost (so a retry may succeed).
-
-    SQLite never loses its connection. MySQL: client/server error codes 2006, 2013, 2055, 1927,
-    4031 or a pymysql ``InterfaceError`` (a use of a closed connection). PostgreSQL: a psycopg2
-    ``InterfaceError``, or an ``OperationalError`` after which the connection is closed.
-    """
-    if isinstance(db, pw.SqliteDatabase):
-        return False
-    for e in _chain(exc):
-        module = type(e).__module__ or ""
-        name = type(e).__name__
-        if module.startswith("pymysql"):
-            if name == "InterfaceError":
-                return True
-            if name == "OperationalError" and e.args and e.args[0] in _MYSQL_DISCONNECT_CODES:
-                return True
-        elif module.startswith("psycopg2"):
-            if isinstance(e, _psycopg2_errors("InterfaceError")):
-                return True
-            if isinstance(e, _psycopg2_errors("OperationalError")):
-                conn = getattr(db._state, "conn", None)
-                if conn is None or getattr(conn, "closed", 0):
-                    return True
-        elif isinstance(e, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
-            return True
-    return False
-
-
-# Deadlock found; lock wait timeout exceeded. (A savepoint then reports 1305 "does not exist":
-# the chain is walked, so the deadlock under it is found.)
-_MYSQL_RETRY_CODES = frozenset({1213, 1205})
-_PG_RETRY_CODES = frozenset({"40P01", "40001"})  # deadlock detected; serialization failure
-
-
-def is_conflict(db: pw.Database, exc: BaseException) -> bool:
-    """Whether ``exc`` is a transaction the server rolled back to resolve a conflict between
-    concurrent writers (a deadlock, a lock wait timeout, a serialization failure): running the
-    whole transaction again is the documented remedy. SQLite reports conflicts as ``locked``
-    after its busy timeout instead, which is not retried here."""
-    if isinstance(db, pw.SqliteDatabase):
-        return False
-    for e in _chain(exc):
-        module = type(e).__module__ or ""
-        if module.startswith("pymysql") and e.args and e.args[0] in _MYSQL_RETRY_CODES:
-            return True
-        if module.startswith("psycopg2") and getattr(e, "pgcode", None) in _PG_RETRY_CODES:
-            return True
-    return False
-
-
-def _psycopg2_errors(name: str) -> type[BaseException]:
-    import psycopg2
-
-    return getattr(psycopg2, name)

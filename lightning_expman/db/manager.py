@@ -51,12 +51,13 @@ import peewee as pw
 from ..errors import DatabaseError
 from . import models as m
 from .bulk import BulkWrites, MetricItems
-from .connect import DatabaseURL, backend_of, open_database, parse_url
+from .connect import backend_of, open_database
 from .deletes import RunDeletes
 from .levels import LevelMetrics
 from .lifecycle import RunLifecycle
 from .migrations import Migration, ensure_schema
 from .reads import SeedReads
+from .urls import DatabaseURL, parse_url
 from .writes import SeedWrites
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,11 +1,8 @@
 """Peewee schema: the seed's 7 core and 7 junction tables, plus what real use needs.
 
-One schema on SQLite, MySQL/MariaDB and PostgreSQL:
-
-* strings that are indexed are ``VARCHAR(255)`` (MySQL's utf8mb4 index limit is 3072 bytes);
-* JSON is stored as text (:class:`JSONText`), not a backend-specific JSON type;
-* times are naive UTC ``datetime`` values;
-* non-finite floats (NaN, inf) are stored as NULL: MySQL rejects them and SQLite turns NaN into NULL anyway.
+One schema on SQLite, MySQL/MariaDB and PostgreSQL; how values are stored on all three (indexed
+strings ``VARCHAR(255)``, JSON as text, naive UTC times, non-finite floats as NULL) is
+:mod:`lightning_expman.db.columns`, whose names are importable from here too.
 
 Models are bound to :data:`database_proxy`; :func:`lightning_expman.db.connect.open_database`
 initialises it. Table names follow the seed (``experiment``, ``trial_run``, ``epoch_metric``...).
@@ -13,12 +10,9 @@ initialises it. Table names follow the seed (``experiment``, ``trial_run``, ``ep
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import math
-from typing import Any
-
 import peewee as pw
+
+from .columns import BaseModel, JSONText, database_proxy, finite_or_none, utcnow
 
 __all__ = [
     "ALL_MODELS",
@@ -54,39 +48,6 @@ __all__ = [
 
 SCHEMA_VERSION = 3
 """Version of the schema this code writes; bumped with every migration in ``migrations.py``."""
-
-database_proxy = pw.DatabaseProxy()
-
-
-def utcnow() -> _dt.datetime:
-    """Naive UTC now, the form every time column stores."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``float(value)``, or ``None`` for None/NaN/inf (see module docstring)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-class JSONText(pw.TextField):
-    """JSON stored as TEXT so the column is identical on every backend."""
-
-    def db_value(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        return json.dumps(value, sort_keys=True, default=str)
-
-    def python_value(self, value: str | None) -> Any:
-        return None if value is None else json.loads(value)
-
-
-class BaseModel(pw.Model):
-    class Meta:
-        database = database_proxy
-        legacy_table_names = False
 
 
 # --------------------------------------------------------------------------- core tables

@@ -10,9 +10,8 @@ drains it from a single daemon thread in batched transactions:
   is lost when the training loop ends normally, raises, or is interrupted with Ctrl-C.
 
 The submit path runs on the training thread, so it only takes a lock and appends one tuple:
-no database work, no per-value objects. Step rows (the bulk of the data) are expanded into
-``(trial_run_id, step, epoch, name, value)`` tuples on the writer thread and written with one
-:meth:`DatabaseManager.record_step_metrics` call per batch.
+no database work, no per-value objects. What a batch becomes in the database (step rows expanded
+on the writer thread, one transaction, exactly once) is :mod:`lightning_expman.db.batch`.
 
 Memory is bounded: once ``max_pending`` values wait, producers block until the writer has
 taken the buffer (back-pressure; nothing is ever dropped). A failure on the writer thread is
@@ -34,7 +33,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
 import threading
 import time
@@ -44,8 +42,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionError, DatabaseError
-from .bulk import step_value
-from .connect import is_conflict, is_disconnect
+from .batch import CALL, STEP, STEPS, split_batch, write_batch
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
@@ -53,11 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundWriter"]
 
 log = logging.getLogger(__name__)
-
-# Operation kinds: the first element of each buffered tuple.
-_STEPS = 0  # (_STEPS, trial_run_id, step, epoch, {name: value})
-_STEP = 1  # (_STEP, trial_run_id, step, epoch, name, value)
-_CALL = 2  # (_CALL, fn, args, kwargs)
 
 _LIVE: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
 
@@ -102,24 +94,14 @@ class BackgroundWriter:
         self.max_pending = int(max_pending)
         self.name = name
         self._high = max(1, self.max_pending // 2)  # nudge the writer from here on
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # writer waits: work or timer
-        self._not_full = threading.Condition(self._lock)  # producers wait: back-pressure
-        self._drained = threading.Condition(self._lock)  # flush() waits: done_seq advanced
-        self._ops: list[tuple[Any, ...]] = []
-        self._pending = 0
         self._seq = 0  # operations submitted
-        self._done_seq = 0  # operations durable (or failed and reported)
-        self._flush_seq = 0  # flush() asks the writer to reach this seq now
         self._nudged = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._new_process_state()
         self._error: BaseException | None = None
         self._lost = 0
         self._token = uuid.uuid4().hex  # names this writer's row in write_mark
         self._batches = 0
         self._down = False  # the last batch was given up: the server stayed unreachable
-        self._pid = os.getpid()
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ submit (training thread)
@@ -131,27 +113,13 @@ class BackgroundWriter:
 
         ``metrics`` is kept by reference until written: pass a mapping you do not mutate later.
         """
-        with self._lock:
-            if self._pending >= self._high:
-                self._make_room()
-            self._ops.append((_STEPS, trial_run_id, step, epoch, metrics))
-            self._pending += len(metrics)
-            self._seq += 1
-        if self._thread is None:
-            self._start()
+        self._append((STEPS, trial_run_id, step, epoch, metrics), len(metrics))
 
     def add_step(
         self, trial_run_id: int, step: int, epoch: int | None, name: str, value: float | None
     ) -> None:
         """Buffer a single step-series point."""
-        with self._lock:
-            if self._pending >= self._high:
-                self._make_room()
-            self._ops.append((_STEP, trial_run_id, step, epoch, name, value))
-            self._pending += 1
-            self._seq += 1
-        if self._thread is None:
-            self._start()
+        self._append((STEP, trial_run_id, step, epoch, name, value), 1)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Buffer ``fn(*args, **kwargs)``, to be called on the writer thread in order.
@@ -159,11 +127,14 @@ class BackgroundWriter:
         Example:
             >>> writer.submit(db.ensure_epoch, run_id, 3)
         """
+        self._append((CALL, fn, args, kwargs), 1)
+
+    def _append(self, op: tuple[Any, ...], values: int) -> None:
         with self._lock:
             if self._pending >= self._high:
                 self._make_room()
-            self._ops.append((_CALL, fn, args, kwargs))
-            self._pending += 1
+            self._ops.append(op)
+            self._pending += values
             self._seq += 1
         if self._thread is None:
             self._start()
@@ -184,11 +155,7 @@ class BackgroundWriter:
             thread = self._thread
             if thread is None or not thread.is_alive():
                 # Nobody will drain: write here rather than deadlock (e.g. after fork).
-                self._lock.release()
-                try:
-                    self._restart()
-                finally:
-                    self._lock.acquire()
+                self._unlocked(self._restart)
                 continue
             self._wake.notify()
             self._not_full.wait(0.5)
@@ -220,22 +187,14 @@ class BackgroundWriter:
             target = self._seq
             if target > self._done_seq:
                 if self._thread is None or not self._thread.is_alive():
-                    self._lock.release()
-                    try:
-                        self._restart()
-                    finally:
-                        self._lock.acquire()
+                    self._unlocked(self._restart)
                 self._flush_seq = max(self._flush_seq, target)
                 self._wake.notify()
             while self._done_seq < target:
                 thread = self._thread
                 if thread is None or not thread.is_alive():
                     # The thread is gone (interpreter shutdown, fork): drain on this thread.
-                    self._lock.release()
-                    try:
-                        self._drain_here()
-                    finally:
-                        self._lock.acquire()
+                    self._unlocked(self._drain_here)
                     continue
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -261,11 +220,7 @@ class BackgroundWriter:
         with self._lock:
             if self._seq > self._done_seq:
                 if self._thread is None or not self._thread.is_alive():
-                    self._lock.release()
-                    try:
-                        self.flush()  # no thread to hand the work to: write it here
-                    finally:
-                        self._lock.acquire()
+                    self._unlocked(self.flush)  # no thread to hand the work to: write it here
                     return
                 self._flush_seq = max(self._flush_seq, self._seq)
                 self._wake.notify()
@@ -297,21 +252,25 @@ class BackgroundWriter:
 
     # ------------------------------------------------------------------ writer thread
 
+    def _unlocked(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` with the lock (held by the caller) released meanwhile."""
+        self._lock.release()
+        try:
+            fn()
+        finally:
+            self._lock.acquire()
+
     def _in_writer_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
-            self._after_fork()
+            self._new_process_state()
 
     def _start(self) -> None:
         with self._lock:
             if self._pid != os.getpid():
-                self._lock.release()
-                try:
-                    self._after_fork()
-                finally:
-                    self._lock.acquire()
+                self._unlocked(self._new_process_state)
             if self._thread is not None and self._thread.is_alive():
                 return
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -327,17 +286,18 @@ class BackgroundWriter:
         if self._thread is None:
             self._drain_here()
 
-    def _after_fork(self) -> None:
-        # A forked child inherits the parent's buffer (the parent writes it) and a copy of a
-        # thread that does not run here: start clean.
+    def _new_process_state(self) -> None:
+        """Locks, buffer and thread: set at creation, and again in a forked child, which inherits
+        the parent's buffer (the parent writes it) and a copy of a thread that does not run here."""
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._drained = threading.Condition(self._lock)
-        self._ops = []
+        self._wake = threading.Condition(self._lock)  # writer waits: work or timer
+        self._not_full = threading.Condition(self._lock)  # producers wait: back-pressure
+        self._drained = threading.Condition(self._lock)  # flush() waits: done_seq advanced
+        self._ops: list[tuple[Any, ...]] = []
         self._pending = 0
+        # Operations durable (or failed and reported); flush() asks the writer to reach _flush_seq.
         self._done_seq = self._flush_seq = self._seq
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._stopping = False
         self._pid = os.getpid()
 
@@ -389,55 +349,17 @@ class BackgroundWriter:
             self._drained.notify_all()
 
     def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        """Apply a batch in ONE transaction, exactly once; each operation in its own savepoint, so
-        a bad operation (e.g. an unknown id) is reported without losing the rest of the batch.
-
-        A lost server connection is retried by ``run_in_transaction`` (backoff, up to the
-        manager's ``retry_for``); on a server database each batch also stores its number in
-        ``write_mark``, so a batch whose COMMIT was lost is re-run only if it did not land.
-        """
-        rows: list[tuple[Any, ...]] = []
-        calls: list[tuple[Any, ...]] = []
-        append = rows.append
-        isfinite = math.isfinite
-        for op in batch:
-            kind = op[0]
-            if kind == _STEPS:  # one pass to the stored form: this thread holds the GIL meanwhile
-                _, run, step, epoch, metrics = op
-                for name, value in metrics.items():
-                    if value is not None:
-                        value = float(value)
-                        if not isfinite(value):
-                            value = None
-                    append((run, step, epoch, name if type(name) is str else str(name), value))
-            elif kind == _STEP:
-                _, run, step, epoch, name, value = op
-                append((run, step, epoch, name if type(name) is str else str(name), step_value(value)))
-            else:
-                calls.append(op)
-        manager = self.manager
-        marked = manager.backend != "sqlite"  # SQLite never loses its connection
+        """Apply a batch in one transaction, exactly once (:mod:`lightning_expman.db.batch`)."""
+        rows, calls = split_batch(batch)
         self._batches += 1
-        number = self._batches
-
-        def body() -> list[tuple[str, BaseException]]:
-            failures: list[tuple[str, BaseException]] = []
-            if rows:
-                self._apply(manager.write_step_rows, (rows,), {}, f"{len(rows)} step values", failures)
-            for _, fn, args, kwargs in calls:
-                self._apply(fn, args, kwargs, getattr(fn, "__name__", repr(fn)), failures)
-            if marked:
-                _mark(manager, self._token, number)
-            return failures
-
-        def landed() -> tuple[bool, list[tuple[str, BaseException]]]:
-            return _marked(manager, self._token) >= number, []
-
         try:
-            failures = manager.run_in_transaction(
-                body,
+            failures = write_batch(
+                self.manager,
+                rows,
+                calls,
+                writer=self._token,
+                number=self._batches,
                 what=f"background write of {len(batch)} operations",
-                verify=landed if marked else None,
                 # Once a batch was given up, the server is known to be down: the run is failing,
                 # so later batches try briefly instead of holding its end up for the full bound.
                 retry_for=_DOWN_RETRY_FOR if self._down else None,
@@ -450,25 +372,6 @@ class BackgroundWriter:
         for what, error in failures:
             log.debug("background writer: writing %s failed", what, exc_info=error)
             self._fail(error, len(rows) if what.endswith("step values") else 1)
-
-    def _apply(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        what: str,
-        failures: list[tuple[str, BaseException]],
-    ) -> None:
-        db = self.manager.database
-        try:
-            with db.atomic():  # a savepoint inside the batch's transaction
-                fn(*args, **kwargs)
-        except Exception as e:
-            if is_disconnect(db, e) or is_conflict(db, e):
-                # The server ended the whole transaction (a lost connection, or a deadlock victim
-                # whose savepoints are gone with it): run_in_transaction re-runs the batch.
-                raise _driver_cause(e) from None
-            failures.append((what, e))
 
     def _fail(self, error: BaseException, values: int) -> None:
         log.error("background writer: giving up on %d value(s): %s", values, " ".join(str(error).split()))
@@ -489,32 +392,6 @@ class BackgroundWriter:
             ) from error
 
 
-def _mark(manager: DatabaseManager, writer: str, number: int) -> None:
-    """Store ``number`` as ``writer``'s last committed batch (inside the batch's transaction)."""
-    from .models import WriteMark
-
-    db = manager.database
-    # Numbers grow, so an existing row always changes (MySQL counts unchanged rows as 0).
-    updated = WriteMark.update(seq=number).where(WriteMark.writer == writer).execute(db)
-    if not updated:
-        WriteMark.insert(writer=writer, seq=number).execute(db)
-
-
-def _marked(manager: DatabaseManager, writer: str) -> int:
-    """The last batch ``writer`` committed (0 for none)."""
-    from .models import WriteMark
-
-    seq = WriteMark.select(WriteMark.seq).where(WriteMark.writer == writer).scalar(manager.database)
-    return int(seq or 0)
-
-
-def _driver_cause(error: BaseException) -> BaseException:
-    """The driver exception under our translated errors (the manager retries only those)."""
-    while isinstance(error, DatabaseError) and error.__cause__ is not None:
-        error = error.__cause__
-    return error
-
-
 def _close_all() -> None:
     """atexit: write what every live writer still buffers (errors are logged, not raised)."""
     for writer in list(_LIVE):
@@ -528,7 +405,7 @@ def _close_all() -> None:
 
 def _reset_in_child() -> None:
     for writer in list(_LIVE):
-        writer._after_fork()
+        writer._new_process_state()
 
 
 atexit.register(_close_all)

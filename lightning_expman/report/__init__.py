@@ -9,6 +9,10 @@ Example:
 
 From the shell: ``expman report digits -o report.html``, ``expman report --run 12 -o run.html``,
 ``expman report --runs 12 15 -o cmp.html``.
+
+Files: ``reporter.py`` (:class:`ExperimentReporter`), one module per report (``training.py``,
+``study.py``, ``comparison.py``), ``search.py`` (Optuna study sections), ``html.py`` (the page),
+``charts.py`` (plotly figures).
 """
 
 from __future__ import annotations

@@ -49,7 +49,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +57,8 @@ from typing import TYPE_CHECKING, Any
 from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
 from .base import Tracker
-from .db_artifacts import add_checkpoint, as_id, checkpoint_items, guess_type, remove_artifact
+from .db_artifacts import ArtifactEvents, as_id
+from .db_metrics import MetricEvents
 
 if TYPE_CHECKING:
     from ..coordination import Lease
@@ -70,7 +70,7 @@ __all__ = ["DBTracker", "flatten_params"]
 log = logging.getLogger(__name__)
 
 
-class DBTracker(Tracker):
+class DBTracker(ArtifactEvents, MetricEvents, Tracker):
     """Persist the experiment hierarchy to SQLite, MySQL/MariaDB or PostgreSQL.
 
     Args:
@@ -317,210 +317,6 @@ class DBTracker(Tracker):
         elif level is Level.EXPERIMENT:
             self.flush()
             self.experiment_id = None
-
-    # ------------------------------------------------------------------ metrics
-
-    def _ensure_epoch(self, epoch: int) -> None:
-        if epoch not in self._epochs and self.trial_run_id is not None:
-            self._epochs.add(epoch)
-            self.writer.submit(self.manager.ensure_epoch, self.trial_run_id, epoch)
-
-    def _level(self, level: Level | None, step: int | None) -> Level:
-        if level is not None:
-            return level
-        if self._open:
-            return self._open[-1]
-        return Level.BATCH if step is not None else Level.TRIAL_RUN
-
-    def track(
-        self,
-        metric: str,
-        value: float | None,
-        step: int | None = None,
-        *,
-        level: Level | None = None,
-        epoch: int | None = None,
-        per_label: Mapping[str, float] | None = None,
-    ) -> None:
-        """Record one value (see the module table for where each level goes)."""
-        level = self._level(level, step)
-        if level in (Level.EXPERIMENT, Level.TRIAL):
-            self._track_above(level, [(metric, value, per_label)], step)
-            return
-        run = self.trial_run_id
-        if run is None:
-            self._nowhere([metric], level)
-            return
-        if level in (Level.TRIAL_RUN, Level.PIPELINE) and step is not None:
-            level = Level.BATCH  # a run-level value with a step is a point of a series, not a result
-        if level is Level.BATCH:
-            step = step if step is not None else 0
-            self.writer.add_step(run, step, self._epoch(epoch), metric, value)
-            if per_label:  # step rows have no per-label column: one series per label
-                labelled = {f"{metric}/{k}": v for k, v in per_label.items()}
-                self.writer.add_steps(run, step, self._epoch(epoch), labelled)
-        elif level is Level.EPOCH:
-            idx = self._epoch(epoch)
-            if idx is None:
-                log.debug("DBTracker: epoch metric %s outside an epoch: stored as a result", metric)
-                self.writer.submit(self.manager.record_results_metrics, run, [(metric, value, per_label)])
-                return
-            self._ensure_epoch(idx)
-            self.writer.submit(self.manager.record_epoch_metrics, run, idx, [(metric, value, per_label)])
-        else:  # TRIAL_RUN, PIPELINE
-            self.writer.submit(self.manager.record_results_metrics, run, [(metric, value, per_label)])
-
-    def _track_above(
-        self, level: Level, items: list[tuple[str, float | None, Any]], step: int | None
-    ) -> None:
-        """EXPERIMENT / TRIAL level values: ``experiment_metric`` / ``trial_metric`` rows."""
-        if level is Level.EXPERIMENT:
-            owner, record = self.experiment_id, self.manager.record_experiment_metrics
-        else:
-            owner, record = self.trial_id, self.manager.record_trial_metrics
-        if owner is None:
-            self._nowhere([name for name, _, _ in items], level)
-            return
-        self.writer.submit(record, owner, items, step=step)
-
-    def _nowhere(self, names: list[str], level: Level) -> None:
-        for name in names:
-            if (name, level.name) not in self._warned:
-                self._warned.add((name, level.name))
-                log.warning(
-                    "DBTracker: %s tracked at %s level with no open %s: not stored "
-                    "(open one with TrackScope / on_create + on_start first; warned once per metric)",
-                    name,
-                    level.name,
-                    "trial run" if level > Level.TRIAL else level.name.lower(),
-                )
-
-    def track_dict(
-        self,
-        metrics: Mapping[str, float | None],
-        step: int | None = None,
-        *,
-        level: Level | None = None,
-        epoch: int | None = None,
-    ) -> None:
-        """Record several scalar values; at BATCH level this is one buffered append."""
-        run = self.trial_run_id
-        if not metrics:
-            return
-        level = self._level(level, step)
-        if run is not None and (
-            level is Level.BATCH or (step is not None and level in (Level.TRIAL_RUN, Level.PIPELINE))
-        ):
-            # The hot path (the logger's log_metrics): a lock and an append, nothing else. A
-            # run-level value with a step is a point of a series too, as in track().
-            ep = epoch if epoch is not None else self.epoch_idx
-            self.writer.add_steps(run, step if step is not None else 0, ep, dict(metrics))
-            return
-        if level in (Level.EXPERIMENT, Level.TRIAL):
-            self._track_above(level, [(name, value, None) for name, value in metrics.items()], step)
-            return
-        if run is None:
-            self._nowhere(list(metrics), level)
-            return
-        items = [(name, value, None) for name, value in metrics.items()]
-        if level is Level.EPOCH:
-            idx = self._epoch(epoch)
-            if idx is not None:
-                self._ensure_epoch(idx)
-                self.writer.submit(self.manager.record_epoch_metrics, run, idx, items)
-                return
-            level = Level.TRIAL_RUN
-        self.writer.submit(self.manager.record_results_metrics, run, items)
-
-    def _epoch(self, epoch: int | None) -> int | None:
-        return int(epoch) if epoch is not None else self.epoch_idx
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Store hyperparameters of the open run as ``run_param`` rows (nested keys dotted)."""
-        if self.trial_run_id is None:
-            self._nowhere(["params"], Level.TRIAL_RUN)
-            return
-        flat = flatten_params(params)
-        if flat:
-            self.writer.submit(self.manager.log_params, self.trial_run_id, flat)
-
-    # ------------------------------------------------------------------ artifacts
-
-    def on_add_artifact(
-        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
-    ) -> None:
-        """Record a file linked to the entity at ``level`` (``epoch=`` for EPOCH, default the open one)."""
-        level = Level(level)
-        link: dict[str, Any] = {}
-        if level is Level.EXPERIMENT:
-            link["experiment_id"] = self.experiment_id
-        elif level is Level.TRIAL:
-            link["trial_id"] = self.trial_id
-        elif level in (Level.TRIAL_RUN, Level.PIPELINE):
-            link["trial_run_id"] = self.trial_run_id
-            link["results"] = bool(kwargs.get("results", False))
-        else:  # EPOCH, BATCH: the epoch
-            idx = self._epoch(kwargs.get("epoch"))
-            link["trial_run_id"] = self.trial_run_id
-            if idx is not None:
-                self._ensure_epoch(idx)
-                link["epoch_idx"] = idx
-        if all(v is None or v is False for v in link.values()):
-            log.warning(
-                "DBTracker: artifact %s at %s has no open entity to link to", artifact_path, level.name
-            )
-            return
-        self.writer.submit(
-            self.manager.add_artifact,
-            artifact_type or guess_type(artifact_path),
-            os.fspath(artifact_path),
-            **link,
-        )
-
-    def on_checkpoint(
-        self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
-    ) -> None:
-        """Record a checkpoint linked to its epoch and the run (and RESULTS when ``best=True``);
-        ``metrics`` are stored with the checkpoint (``get_artifact_metrics``) the first time its
-        path is reported."""
-        if self.trial_run_id is None:
-            log.warning("DBTracker: checkpoint %s outside a trial run: not recorded", checkpoint_path)
-            return
-        idx = self._epoch(kwargs.get("epoch"))
-        if idx is not None:
-            self._ensure_epoch(idx)
-        self.writer.submit(
-            add_checkpoint,
-            self.manager,
-            os.fspath(checkpoint_path),
-            self.trial_run_id,
-            idx,
-            bool(kwargs.get("best", False)),
-            checkpoint_items(metrics),
-        )
-
-    def on_remove_artifact(
-        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
-    ) -> None:
-        """Delete the record of a file that no longer exists (buffered, in order with the adds).
-
-        The rows at ``artifact_path`` (of ``artifact_type`` when given) linked to the entity at
-        ``level`` go, with their links: for TRIAL_RUN and below that is the run's own, epoch and
-        RESULTS links. Deleted rather than marked: an artifact row promises a file that can be
-        opened, and the history of what was best when lives on in the epoch metrics.
-        """
-        level = Level(level)
-        scope: dict[str, int | None]
-        if level is Level.EXPERIMENT:
-            scope = {"experiment_id": self.experiment_id}
-        elif level is Level.TRIAL:
-            scope = {"trial_id": self.trial_id}
-        else:
-            scope = {"trial_run_id": self.trial_run_id}
-        if all(v is None for v in scope.values()):
-            log.debug("DBTracker: removed artifact %s at %s: no open entity", artifact_path, level.name)
-            return
-        self.writer.submit(remove_artifact, self.manager, os.fspath(artifact_path), artifact_type, **scope)
 
     # ------------------------------------------------------------------ flush / close
 

@@ -1,19 +1,109 @@
-"""The database tracker's artifact writes, run on its background writer thread: checkpoints
-(linked to their epoch, the run and RESULTS, with the metrics they were saved with) and removed
-files (their rows and links deleted). See :class:`lightning_expman.tracking.db.DBTracker`."""
+"""The database tracker's artifacts: the artifact events of
+:class:`~lightning_expman.tracking.db.DBTracker` (:class:`ArtifactEvents`, each a buffered write)
+and the writes they submit, run on its background writer thread: checkpoints (linked to their
+epoch, the run and RESULTS, with the metrics they were saved with) and removed files (their rows
+and links deleted)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import normalize_metric
+from ..enums import Level
+from .db_metrics import MetricEvents
+from .normalize import normalize_metric
 
 if TYPE_CHECKING:
     from ..db.manager import DatabaseManager
 
-__all__ = ["add_checkpoint", "checkpoint_items", "guess_type", "remove_artifact"]
+__all__ = ["ArtifactEvents", "add_checkpoint", "checkpoint_items", "guess_type", "remove_artifact"]
+
+log = logging.getLogger("lightning_expman.tracking.db")  # the tracker's one logger
+
+
+class ArtifactEvents(MetricEvents):
+    """The artifact events of :class:`~lightning_expman.tracking.db.DBTracker` (a mixin: the
+    tracker owns the connection, the writer and the open entities; epoch rows are the metric
+    events')."""
+
+    def on_add_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Record a file linked to the entity at ``level`` (``epoch=`` for EPOCH, default the open one)."""
+        level = Level(level)
+        link: dict[str, Any] = {}
+        if level is Level.EXPERIMENT:
+            link["experiment_id"] = self.experiment_id
+        elif level is Level.TRIAL:
+            link["trial_id"] = self.trial_id
+        elif level in (Level.TRIAL_RUN, Level.PIPELINE):
+            link["trial_run_id"] = self.trial_run_id
+            link["results"] = bool(kwargs.get("results", False))
+        else:  # EPOCH, BATCH: the epoch
+            idx = self._epoch(kwargs.get("epoch"))
+            link["trial_run_id"] = self.trial_run_id
+            if idx is not None:
+                self._ensure_epoch(idx)
+                link["epoch_idx"] = idx
+        if all(v is None or v is False for v in link.values()):
+            log.warning(
+                "DBTracker: artifact %s at %s has no open entity to link to", artifact_path, level.name
+            )
+            return
+        self.writer.submit(
+            self.manager.add_artifact,
+            artifact_type or guess_type(artifact_path),
+            os.fspath(artifact_path),
+            **link,
+        )
+
+    def on_checkpoint(
+        self, network: Any, checkpoint_path: str, metrics: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        """Record a checkpoint linked to its epoch and the run (and RESULTS when ``best=True``);
+        ``metrics`` are stored with the checkpoint (``get_artifact_metrics``) the first time its
+        path is reported."""
+        if self.trial_run_id is None:
+            log.warning("DBTracker: checkpoint %s outside a trial run: not recorded", checkpoint_path)
+            return
+        idx = self._epoch(kwargs.get("epoch"))
+        if idx is not None:
+            self._ensure_epoch(idx)
+        self.writer.submit(
+            add_checkpoint,
+            self.manager,
+            os.fspath(checkpoint_path),
+            self.trial_run_id,
+            idx,
+            bool(kwargs.get("best", False)),
+            checkpoint_items(metrics),
+        )
+
+    def on_remove_artifact(
+        self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any
+    ) -> None:
+        """Delete the record of a file that no longer exists (buffered, in order with the adds).
+
+        The rows at ``artifact_path`` (of ``artifact_type`` when given) linked to the entity at
+        ``level`` go, with their links: for TRIAL_RUN and below that is the run's own, epoch and
+        RESULTS links. Deleted rather than marked: an artifact row promises a file that can be
+        opened, and the history of what was best when lives on in the epoch metrics.
+        """
+        level = Level(level)
+        scope: dict[str, int | None]
+        if level is Level.EXPERIMENT:
+            scope = {"experiment_id": self.experiment_id}
+        elif level is Level.TRIAL:
+            scope = {"trial_id": self.trial_id}
+        else:
+            scope = {"trial_run_id": self.trial_run_id}
+        if all(v is None for v in scope.values()):
+            log.debug("DBTracker: removed artifact %s at %s: no open entity", artifact_path, level.name)
+            return
+        self.writer.submit(remove_artifact, self.manager, os.fspath(artifact_path), artifact_type, **scope)
 
 
 def as_id(entity: Any) -> int:

@@ -7,14 +7,17 @@ without one, ``<workspace>/logs/``:
 * TRIAL events -> ``trial.log``
 * TRIAL_RUN, PIPELINE, EPOCH and BATCH events -> ``run.log``
 
-Lines look like::
+Lines are written through stdlib logging (:mod:`lightning_expman.logfiles`): the same files as the
+workspace's :class:`~lightning_expman.workspace.Environment` loggers, through the same handler and
+in the same format, so a file both write reads in order::
 
-    2026-11-22 13:05:01 | TRIAL_RUN start repeat=1 seed=42
-    2026-11-22 13:05:03 | epoch 3: val_loss=0.2345 val_acc=0.91
-    2026-11-22 13:05:09 | TRIAL_RUN end status=COMPLETED
+    2026-11-22 13:05:01,027 INFO [small] TRIAL 'small' in /ws/digits/trials/small
+    2026-11-22 13:05:01,031 INFO [small/run_1] TRIAL_RUN start repeat=1 seed=42
+    2026-11-22 13:05:03,412 INFO [small/run_1] epoch 3: val_loss=0.2345 val_acc=0.91
+    2026-11-22 13:05:09,850 INFO [small/run_1] TRIAL_RUN end status=COMPLETED
 
-Each file is opened in append mode when its level starts and closed when it ends. With
-``verbose=True`` every line except step (BATCH) lines is mirrored to stderr.
+Each level's logger is opened by its first line and closed (flushed, its file let go) when the
+level ends. With ``verbose=True`` every line except step (BATCH) lines is mirrored to stderr.
 
 Example:
     >>> from lightning_expman.tracking.log import LogTracker
@@ -23,19 +26,19 @@ Example:
 
 from __future__ import annotations
 
-import sys
-import time
+import logging
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..enums import Level, RunStatus
-from ..masking import mask_secrets, mask_text
+from ..logfiles import LOG_FILES, close_logger, open_logger
+from ..masking import mask_secrets
 from .base import Tracker
 
 __all__ = ["LogTracker"]
 
-_FILES = {Level.EXPERIMENT: "experiment.log", Level.TRIAL: "trial.log", Level.TRIAL_RUN: "run.log"}
 _SHOWN = {
     Level.EXPERIMENT: ("name",),
     Level.TRIAL: ("name",),
@@ -43,6 +46,12 @@ _SHOWN = {
     Level.PIPELINE: ("stage",),
 }
 _ALIASES = {"repeat_idx": "repeat", "epoch_idx": "epoch"}
+
+
+def _close_all(loggers: dict[Level, logging.Logger]) -> None:
+    for logger in loggers.values():
+        close_logger(logger)
+    loggers.clear()
 
 
 def _fmt(value: Any) -> str:
@@ -68,22 +77,31 @@ class LogTracker(Tracker):
     Example:
         >>> manager = TrackerManager([LogTracker(workspace="outputs")])
         >>> with TrackScope(manager, Level.EXPERIMENT, name="digits"):
-        ...     pass   # outputs/logs/experiment.log: "... | EXPERIMENT start name=digits"
+        ...     pass   # outputs/logs/experiment.log: "... INFO [digits] EXPERIMENT start name=digits"
     """
 
     def __init__(self, workspace: str | Path | None = None, verbose: bool = False) -> None:
         self.workspace = Path(workspace) if workspace is not None else Path("expman_runs")
         self.verbose = verbose
         self._paths: dict[Level, Path] = {}
-        self._files: dict[Level, IO[str]] = {}
         self._created: dict[Level, dict[str, Any]] = {}
         self._epoch: int | None = None
         self._epoch_metrics: dict[str, Any] = {}
+        self._open()
+
+    def _open(self) -> None:
+        self._loggers: dict[Level, logging.Logger] = {}  # one per level whose file is open
+        # A tracker dropped without close() still lets its files go.
+        self._release = weakref.finalize(self, _close_all, self._loggers)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_files"] = {}
+        del state["_loggers"], state["_release"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open()
 
     # ------------------------------------------------------------------ files
 
@@ -92,35 +110,40 @@ class LogTracker(Tracker):
         owner = min(Level(level), Level.TRIAL_RUN)
         return self._paths.get(owner)
 
+    def _label(self, owner: Level) -> str:
+        """The writer's name shown on each line, as the workspace names its levels."""
+        if owner is not Level.TRIAL_RUN:
+            return str(self._created.get(owner, {}).get("name") or owner.name.lower())
+        repeat = self._created.get(owner, {}).get("repeat_idx")
+        run = f"run_{repeat}" if repeat is not None else "run"
+        trial = self._created.get(Level.TRIAL, {}).get("name")
+        return f"{trial}/{run}" if trial else run
+
     def _write(self, level: Level, text: str, console: bool = True) -> None:
         want = owner = min(Level(level), Level.TRIAL_RUN)
         while owner not in self._paths and owner > Level.EXPERIMENT:
             owner = Level(owner - 1)  # e.g. a run without a trial: nearest enclosing file
         if owner not in self._paths:  # nothing created yet: the level's file in the workspace
             owner = want
-            self._paths[owner] = self.workspace / "logs" / _FILES[owner]
-        handle = self._files.get(owner)
-        if handle is None or handle.closed:
-            path = self._paths[owner]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self._files[owner] = path.open("a", encoding="utf-8")
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} | {mask_text(text)}\n"
-        handle.write(line)
-        if self.verbose and console:
-            sys.stderr.write(line)
+            self._paths[owner] = self.workspace / "logs" / LOG_FILES[owner]
+        logger = self._loggers.get(owner)
+        if logger is None:
+            logger = open_logger(self._label(owner), self._paths[owner], console=self.verbose)
+            self._loggers[owner] = logger
+        logger.info("%s", text, extra={"console": console})  # masked by the handlers' filter
 
     def _close(self, level: Level) -> None:
-        handle = self._files.pop(level, None)
-        if handle is not None:
-            handle.close()
+        logger = self._loggers.pop(level, None)
+        if logger is not None:
+            close_logger(logger)
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_create(self, level: Level, **kwargs: Any) -> None:
         level = Level(level)
-        if level in _FILES:
+        if level in LOG_FILES:
             base = Path(kwargs["workdir"]) if kwargs.get("workdir") else self.workspace
-            new = base / "logs" / _FILES[level]
+            new = base / "logs" / LOG_FILES[level]
             if self._paths.get(level) != new:
                 self._close(level)
             self._paths[level] = new
@@ -146,7 +169,6 @@ class LogTracker(Tracker):
             if status is not RunStatus.COMPLETED:
                 text += f" [{status.value}]"
             self._write(level, text)
-            self._flush_files()
             return
         if level is Level.BATCH:
             return
@@ -156,7 +178,7 @@ class LogTracker(Tracker):
         if kwargs.get("error"):
             text += f" error={' '.join(str(kwargs['error']).split())}"
         self._write(level, text)
-        if level in _FILES:
+        if level in LOG_FILES:
             self._close(level)
 
     # ------------------------------------------------------------------ metrics
@@ -199,7 +221,7 @@ class LogTracker(Tracker):
             self._write(Level(level), f"{Level(level).name.lower()} metrics: {_pairs(metrics)}")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from .db import flatten_params
+        from ..db.values import flatten as flatten_params
 
         self._write(Level.TRIAL_RUN, f"params: {_pairs(flatten_params(mask_secrets(params)))}")
 
@@ -230,15 +252,12 @@ class LogTracker(Tracker):
 
     # ------------------------------------------------------------------ flush / close
 
-    def _flush_files(self) -> None:
-        for handle in self._files.values():
-            if not handle.closed:
-                handle.flush()
-
     def flush(self) -> None:
-        self._flush_files()
+        for logger in self._loggers.values():
+            for handler in logger.handlers:
+                handler.flush()
 
     def close(self) -> None:
-        """Close every open file (they are reopened in append mode by the next line)."""
-        for level in list(self._files):
+        """Flush and let go of every open file (the next line reopens its file in append mode)."""
+        for level in list(self._loggers):
             self._close(level)

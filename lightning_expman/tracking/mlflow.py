@@ -13,7 +13,8 @@
   status is kept in the tag ``expman.status`` (and the error text in ``expman.error``).
 
 MLflow is an optional dependency: ``pip install lightning-expman[mlflow]``. It is imported on
-the first event, never at import time.
+the first event, never at import time. How levels map onto MLflow experiments, runs, tags and
+statuses is :mod:`lightning_expman.tracking.mlflow_runs`; this module buffers and sends values.
 
 Example:
     >>> from lightning_expman.tracking import build_tracker
@@ -24,65 +25,37 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
 from ..errors import ConfigError
 from ..masking import mask_secrets, mask_text
 from .base import Tracker
-from .db import flatten_params
+from .mlflow_runs import (
+    MAX_KEY,
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+    TAG_STATUS,
+    clip,
+    create_child,
+    create_parent,
+    find_parent,
+    import_mlflow,
+    mlflow_status,
+    open_experiment,
+    terminate,
+)
 
 __all__ = ["MLflowTracker", "mlflow_status"]
 
 log = logging.getLogger(__name__)
 
-_MAX_KEY = 250
-_MAX_PARAM_VALUE = 6000
-_MAX_TAG_VALUE = 8000
 _BATCH = 1000  # MLflow's MAX_METRICS_PER_BATCH
 _PARAMS_PER_BATCH = 100
-
-TAG_LEVEL = "expman.level"
-TAG_TRIAL = "expman.trial"
-TAG_STATUS = "expman.status"
-TAG_ERROR = "expman.error"
-
-_STATUS = {
-    RunStatus.RUNNING: "RUNNING",
-    RunStatus.COMPLETED: "FINISHED",
-    RunStatus.STOPPED: "FINISHED",
-    RunStatus.PRUNED: "FINISHED",
-    RunStatus.SKIPPED: "FINISHED",
-    RunStatus.FAILED: "FAILED",
-    RunStatus.ABORTED: "KILLED",
-}
-
-
-def mlflow_status(status: RunStatus | str) -> str:
-    """Our :class:`RunStatus` -> MLflow's run status name.
-
-    Example:
-        >>> mlflow_status("aborted")
-        'KILLED'
-    """
-    return _STATUS[RunStatus.parse(status)]
-
-
-def _import_mlflow() -> Any:
-    try:
-        import mlflow
-    except ImportError as e:
-        raise ImportError("the 'mlflow' tracker needs MLflow: pip install lightning-expman[mlflow]") from e
-    return mlflow
-
-
-def _clip(text: Any, limit: int) -> str:
-    text = mask_text(str(text))  # every tag and param value MLflow stores goes through here
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class MLflowTracker(Tracker):
@@ -150,7 +123,7 @@ class MLflowTracker(Tracker):
     def client(self) -> Any:
         """The ``mlflow.MlflowClient`` (created on first use)."""
         if self._client is None:
-            mlflow = _import_mlflow()
+            mlflow = import_mlflow()
             self._client = mlflow.MlflowClient(self.tracking_uri)
         return self._client
 
@@ -170,7 +143,13 @@ class MLflowTracker(Tracker):
         elif level is Level.TRIAL:
             self._ensure_experiment()
             self.trial_name = str(kwargs.get("name") or "default")
-            self.parent_run_id = self._find_or_create_parent(self.trial_name, kwargs)
+            self.parent_run_id = find_parent(self.client, self.experiment_id, self.trial_name)
+            if self.parent_run_id is None:
+                self.parent_run_id = create_parent(
+                    self.client, self.experiment_id, self.trial_name, kwargs.get("tags")
+                )
+                if kwargs.get("config"):
+                    self._log_params(self.parent_run_id, kwargs["config"])
         elif level is Level.TRIAL_RUN:
             self._ensure_experiment()
             self._create_child(kwargs)
@@ -181,75 +160,26 @@ class MLflowTracker(Tracker):
             self.epoch_idx = int(epoch)
 
     def _open_experiment(self, name: str, kwargs: Mapping[str, Any]) -> None:
-        client = self.client
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            tags = {str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()}
-            if kwargs.get("desc"):
-                tags["mlflow.note.content"] = _clip(kwargs["desc"], _MAX_TAG_VALUE)
-            try:
-                self.experiment_id = client.create_experiment(
-                    name, artifact_location=self.artifact_location, tags=tags or None
-                )
-            except Exception:  # created concurrently by another process
-                experiment = client.get_experiment_by_name(name)
-                if experiment is None:
-                    raise
-                self.experiment_id = experiment.experiment_id
-        else:
-            if experiment.lifecycle_stage == "deleted":
-                client.restore_experiment(experiment.experiment_id)
-            self.experiment_id = experiment.experiment_id
+        self.experiment_id = open_experiment(
+            self.client,
+            name,
+            artifact_location=self.artifact_location,
+            tags=kwargs.get("tags"),
+            desc=kwargs.get("desc"),
+        )
 
     def _ensure_experiment(self) -> None:
         if self.experiment_id is None:
             self._open_experiment(self.experiment_name or "Default", {})
 
-    def _find_or_create_parent(self, trial: str, kwargs: Mapping[str, Any]) -> str:
-        client = self.client
-        escaped = trial.replace("'", "\\'")
-        found = client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{TAG_TRIAL}` = '{escaped}' and tags.`{TAG_LEVEL}` = 'trial'",
-            max_results=1,
-            order_by=["attributes.start_time DESC"],
-        )
-        if found:
-            run_id = found[0].info.run_id
-            if found[0].info.status != "RUNNING":
-                client.update_run(run_id, status="RUNNING")
-            return run_id
-        tags = {TAG_LEVEL: "trial", TAG_TRIAL: trial}
-        tags.update({str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()})
-        run = client.create_run(self.experiment_id, tags=tags, run_name=trial)
-        if kwargs.get("config"):
-            self._log_params(run.info.run_id, kwargs["config"])
-        return run.info.run_id
-
     def _create_child(self, kwargs: Mapping[str, Any]) -> None:
-        context = dict(kwargs.get("context") or {})
-        tags: dict[str, str] = {TAG_LEVEL: "trial_run", TAG_STATUS: RunStatus.RUNNING.value}
-        if self.parent_run_id is not None:
-            tags["mlflow.parentRunId"] = self.parent_run_id
-        if self.trial_name is not None:
-            tags[TAG_TRIAL] = self.trial_name
-        for key in ("repeat_idx", "seed"):
-            if kwargs.get(key) is not None:
-                tags[f"expman.{key}"] = str(kwargs[key])
-        tags["expman.host"] = str(kwargs.get("host") or context.get("host") or socket.gethostname())
-        git_commit = kwargs.get("git_commit") or context.get("git_commit")
-        if git_commit:
-            tags["mlflow.source.git.commit"] = str(git_commit)
-            tags["expman.git_commit"] = str(git_commit)
-        for key, value in context.items():
-            if key not in ("host", "git_commit") and isinstance(value, (str, int, float, bool)):
-                tags[f"expman.context.{_clip(key, 200)}"] = _clip(value, _MAX_TAG_VALUE)
-        tags.update({str(k): _clip(v, _MAX_TAG_VALUE) for k, v in (kwargs.get("tags") or {}).items()})
-        name = self.trial_name or "run"
-        if kwargs.get("repeat_idx") is not None:
-            name = f"{name}-r{kwargs['repeat_idx']}"
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
-        self.run_id = run.info.run_id
+        self.run_id = create_child(
+            self.client,
+            self.experiment_id,
+            kwargs,
+            parent_run_id=self.parent_run_id,
+            trial_name=self.trial_name,
+        )
         self.epoch_idx = None
         self._uploaded = set()
         self._pending = {}
@@ -269,7 +199,7 @@ class MLflowTracker(Tracker):
             finally:
                 self.run_id = None
                 self._params.pop(run_id, None)
-                self._terminate(run_id, status, kwargs.get("error"), kwargs.get("stop_epoch"))
+                terminate(self.client, run_id, status, kwargs.get("error"), kwargs.get("stop_epoch"))
         elif level is Level.TRIAL and self.parent_run_id is not None:
             run_id, self.parent_run_id = self.parent_run_id, None
             self.flush()
@@ -290,16 +220,7 @@ class MLflowTracker(Tracker):
         if self.run_id is not None:
             self._upload_pending()
             self.flush()
-            self._terminate(self.run_id, RunStatus.parse(status), error, stop_epoch)
-
-    def _terminate(self, run_id: str, status: RunStatus, error: str | None, stop_epoch: int | None) -> None:
-        client = self.client
-        client.set_tag(run_id, TAG_STATUS, status.value)
-        if error:
-            client.set_tag(run_id, TAG_ERROR, _clip(error, _MAX_TAG_VALUE))
-        if stop_epoch is not None:
-            client.set_tag(run_id, "expman.stop_epoch", str(stop_epoch))
-        client.set_terminated(run_id, mlflow_status(status))
+            terminate(self.client, self.run_id, RunStatus.parse(status), error, stop_epoch)
 
     # ------------------------------------------------------------------ metrics / params
 
@@ -355,7 +276,7 @@ class MLflowTracker(Tracker):
 
         value = float("nan") if value is None else float(value)
         # A metric name is not masked (hot path: every logged value); tags and params are.
-        key = name if len(name) <= _MAX_KEY else name[: _MAX_KEY - 3] + "..."
+        key = name if len(name) <= MAX_KEY else name[: MAX_KEY - 3] + "..."
         return Metric(key, value, int(time.time() * 1000), int(step))
 
     def _log_batch(self, run_id: str, metrics: list[Any]) -> None:
@@ -389,7 +310,7 @@ class MLflowTracker(Tracker):
         logged = self._params.setdefault(run_id, {})
         entities = []
         for key, value in flat.items():
-            param = Param(_clip(key, _MAX_KEY), _clip(value, _MAX_PARAM_VALUE))
+            param = Param(clip(key, MAX_KEY), clip(value, MAX_PARAM_VALUE))
             if param.key in logged:
                 # MLflow params are immutable: keep the first value (e.g. the run config's seed
                 # when a datamodule's hparams also hold a "seed"); the database keeps the latest.
@@ -437,7 +358,7 @@ class MLflowTracker(Tracker):
         elif self.log_checkpoints:
             self._pending[path] = None
         if kwargs.get("best"):
-            self.client.set_tag(self.run_id, "expman.best_checkpoint", _clip(checkpoint_path, _MAX_TAG_VALUE))
+            self.client.set_tag(self.run_id, "expman.best_checkpoint", clip(checkpoint_path, MAX_TAG_VALUE))
 
     def on_remove_artifact(
         self, level: Level, artifact_path: str, artifact_type: str | None = None, **kwargs: Any

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..db.values import flatten as flatten_params
 from ..enums import Level, RunStatus
 from ..masking import mask_secrets
 from .base import Tracker
-from .db import flatten_params
 
 __all__ = ["TensorBoardTracker"]
 
