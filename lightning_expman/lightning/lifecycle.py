@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,9 @@ class RunLifecycle:
     _stop_epoch: int | None
     _exception: BaseException | None
     _handoff: bool
+    _joinable: bool
+    _owner: str | None
+    _state_at: float
     _stage: str | None
     _phase: str | None
     _epoch: int | None
@@ -102,27 +106,34 @@ class RunLifecycle:
         self._status = value
 
     def _adopt_handoff(self) -> None:
-        """In the process that launched spawned workers: take the run they recorded."""
+        """In the process that launched spawned workers: take the run they recorded, when it is
+        newer than what this process knows itself."""
         if self._run_open or self._version is None:
             return  # a run of this process, or no folder fixed yet (nothing was spawned)
         state = read_handoff(self.log_dir, self._token)
-        if state is not None:
+        if state is not None and float(state.get("at") or 0) > self._state_at:
             self._run_id = state.get("run_id")
             self._status = RunStatus.parse(state["status"]) if state.get("status") else None
 
     def _publish(self) -> None:
-        """Spawned worker, rank zero: write the run's identity for the main process (see spawn.py)."""
+        """Spawned worker, rank zero: write the run's identity for the main process (see spawn.py).
+
+        ``open``: a later spawned test may join the run -- from the moment its fit settled
+        successfully (ending at the worker's exit does not change that) until a failure, the next
+        fit, or ``close()`` in the main process.
+        """
+        self._state_at = time.time()
         if not self._handoff:
             return
-        db = self._db_tracker()
+        self._owner = getattr(self._db_tracker(), "_owner", None) or self._owner
         state = {
             "token": self._token,
             "run_id": self._run_id,
             "status": self._status.value if self._status is not None else None,
             "error": self._error,
             "stop_epoch": self._stop_epoch,
-            "owner": getattr(db, "_owner", None),
-            "open": self._run_open and self._settled,
+            "owner": self._owner,
+            "open": self._joinable,
         }
         try:
             write_handoff(self.log_dir, state)
@@ -193,6 +204,7 @@ class RunLifecycle:
             Level.TRIAL_RUN, claimed_run_id=int(state["run_id"]), lease_owner=state.get("owner")
         )
         manager.on_start(Level.TRIAL_RUN)
+        self._owner = state.get("owner")
         self._start_run_state(trainer, RunStatus.parse(state["status"]), settled=True)
         self._error, self._stop_epoch = state.get("error"), state.get("stop_epoch")
 
@@ -214,6 +226,7 @@ class RunLifecycle:
         self._fb_values: dict[str, list[tuple[int | None, Any]]] = {}
         self._fb_fit_done = False
         self._handoff = in_spawned_worker(trainer)
+        self._joinable = settled
         self._publish()
 
     def _ensure_run(self) -> None:
@@ -258,6 +271,7 @@ class RunLifecycle:
         mlflow = self.manager.get(MLflowTracker)
         if mlflow is not None and self._status is not None:
             mlflow.settle(self._status, error=self._error, stop_epoch=self._stop_epoch)
+        self._joinable = True
         self._publish()
 
     def _end_run(self, status: RunStatus | None = None, error: str | None = None) -> None:
@@ -287,6 +301,7 @@ class RunLifecycle:
         error = "failed (no exception available)"
         if exc is not None:
             error = mask_text(f"{type(exc).__name__}: {exc}")
+        self._joinable = False
         if self._run_open:
             self._take_cli_config(self._trainer())  # a fit failing in setup: the next run starts clean
             self._stop_epoch = None

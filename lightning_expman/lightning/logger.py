@@ -180,6 +180,9 @@ class ExpmanLogger(RunLifecycle, MetricRouting, CheckpointRecords, Logger):
         self._run_open = False
         self._settled = False  # the open run's status is final (fit ended), awaiting close
         self._handoff = False  # a spawned worker's rank zero: publish the run (spawn.py)
+        self._joinable = False  # a later spawned test may join the run (spawn.py)
+        self._owner: str | None = None  # the run's lease token, for that test
+        self._state_at = 0.0  # when run_id/status last changed in this process
         self._error: str | None = None
         self._stop_epoch: int | None = None
         self._exception: BaseException | None = None
