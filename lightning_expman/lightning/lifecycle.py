@@ -22,18 +22,18 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from ..enums import Level, RunStatus
 from ..masking import mask_text
 from ..tracking.base import TrackerManager, status_for_exception
 from .context import collect_context, module_hparams, resolve_seed, write_model_summary
-from .spawn import in_spawned_worker, read_handoff, write_handoff
+from .spawn import SpawnHandoff, in_spawned_worker, read_handoff
 
 if TYPE_CHECKING:  # pragma: no cover
     import lightning.pytorch as pl
@@ -43,7 +43,7 @@ __all__ = ["RunLifecycle"]
 log = logging.getLogger(__name__)
 
 
-class RunLifecycle:
+class RunLifecycle(SpawnHandoff):
     """Mixin of ExpmanLogger: TRIAL_RUN open / settle / end, PIPELINE and EPOCH levels, atexit."""
 
     manager: TrackerManager
@@ -75,7 +75,6 @@ class RunLifecycle:
     _handoff: bool
     _joinable: bool
     _owner: str | None
-    _state_at: float
     _stage: str | None
     _phase: str | None
     _epoch: int | None
@@ -83,73 +82,6 @@ class RunLifecycle:
     _pipelines: list[str]
     _run_id: int | None
     _status: RunStatus | None
-
-    # ------------------------------------------------------------------ run identity
-    @property
-    def run_id(self) -> int | None:
-        """The database id of the last trial run (``None`` before a fit / without a DB tracker)."""
-        self._adopt_handoff()
-        return self._run_id
-
-    @run_id.setter
-    def run_id(self, value: int | None) -> None:
-        self._run_id = value
-
-    @property
-    def status(self) -> RunStatus | None:
-        """The :class:`RunStatus` of the last trial run."""
-        self._adopt_handoff()
-        return self._status
-
-    @status.setter
-    def status(self, value: RunStatus | None) -> None:
-        self._status = value
-
-    def _adopt_handoff(self) -> None:
-        """In the process that launched spawned workers: take the run they recorded, when it is
-        newer than what this process knows itself."""
-        if self._run_open or self._version is None:
-            return  # a run of this process, or no folder fixed yet (nothing was spawned)
-        state = read_handoff(self.log_dir, self._token)
-        if state is not None and float(state.get("at") or 0) > self._state_at:
-            self._run_id = state.get("run_id")
-            self._status = RunStatus.parse(state["status"]) if state.get("status") else None
-
-    def _publish(self) -> None:
-        """Spawned worker, rank zero: write the run's identity for the main process (see spawn.py).
-
-        ``open``: a later spawned test may join the run -- from the moment its fit settled
-        successfully (ending at the worker's exit does not change that) until a failure, the next
-        fit, or ``close()`` in the main process.
-        """
-        self._state_at = time.time()
-        if not self._handoff:
-            return
-        self._owner = getattr(self._db_tracker(), "_owner", None) or self._owner
-        state = {
-            "token": self._token,
-            "run_id": self._run_id,
-            "status": self._status.value if self._status is not None else None,
-            "error": self._error,
-            "stop_epoch": self._stop_epoch,
-            "owner": self._owner,
-            "open": self._joinable,
-        }
-        try:
-            write_handoff(self.log_dir, state)
-        except OSError as e:  # the main process then does not learn the run: never fail the fit
-            log.warning("ExpmanLogger: cannot write the run handoff in %s: %s", self.log_dir, e)
-
-    def _release_handoff(self) -> None:
-        """``close()`` in the main process: a later spawned test no longer joins the handed-back run."""
-        if self._version is None:
-            return
-        state = read_handoff(self.log_dir, self._token)
-        if state is not None and state.get("open"):
-            try:
-                write_handoff(self.log_dir, {**state, "open": False})
-            except OSError as e:
-                log.warning("ExpmanLogger: cannot update the run handoff in %s: %s", self.log_dir, e)
 
     # ------------------------------------------------------------------ opening
     def _ensure_parents(self) -> None:
@@ -308,6 +240,52 @@ class RunLifecycle:
             self._end_run(status, error)
         self._status = status
         self._error = error
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """End the open run; in drop-in mode also end TRIAL/EXPERIMENT and close the trackers.
+
+        In runner mode (:meth:`for_runner`) only the run is ended: the runner owns the rest.
+        Safe to call several times; the next fit reopens everything. A run used without a Trainer
+        (``log_metrics`` ... ``close()``) ends COMPLETED; one whose fit is still running (or one
+        left open at process exit) ends ABORTED. Every thread the logger started is joined. After
+        spawned stages, a later spawned test no longer reattaches to the run they recorded.
+        """
+        self._close(explicit=True)
+
+    def _close(self, explicit: bool) -> None:
+        if rank_zero_only.rank > 0:
+            return
+        if explicit:
+            self._release_handoff()
+        if self._manager is None:
+            return
+        if explicit and self._run_open and not self._settled:
+            trainer = self._trainer()
+            if trainer is None or trainer.state.status != "running":
+                self._settle(RunStatus.COMPLETED)
+        manager = self.manager
+        try:
+            self._end_run()
+        finally:
+            if self._external_manager is None:
+                try:
+                    if self._parents_open:
+                        self._parents_open = False
+                        manager.on_end(Level.TRIAL, status=RunStatus.COMPLETED)
+                        manager.on_end(Level.EXPERIMENT, status=RunStatus.COMPLETED)
+                finally:
+                    manager.close()
+            else:
+                manager.flush()
+
+    def _stop_writer(self) -> None:
+        """Join the database writer thread after each stage: nothing of ours runs between
+        ``fit``/``test`` calls or after the last one (the next write starts it again)."""
+        if self._external_manager is None:
+            db = self._db_tracker()
+            if db is not None:
+                db.close()
 
     # ------------------------------------------------------------------ stage hooks (LevelHooks)
     def _on_stage_setup(self, trainer: pl.Trainer, pl_module: Any, stage: str) -> None:

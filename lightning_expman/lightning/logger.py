@@ -29,16 +29,13 @@ every Trainer through the ``lightning.pytorch.callbacks_factory`` entry point (s
 ``trainer.loggers``. Without it (``attach_hooks=False``) the logger falls back on what Lightning
 passes (:mod:`.routing`).
 
-Run lifecycle. When a fit ends its status is written to the database at once, but the run stays
-open so that a following ``trainer.test()`` lands in the same run's RESULTS; it is closed by the
-next fit, by :meth:`ExpmanLogger.close`, or at process exit. Only global rank zero writes. After
-every ``finalize`` (the end of each ``fit`` / ``test`` / ``validate``) the database writer thread
-is joined: nothing of the logger runs between stages (the next value starts it again).
+Run lifecycle (:mod:`.lifecycle`): a fit's run stays open for a following ``trainer.test()``
+until the next fit, :meth:`ExpmanLogger.close` or process exit. Only global rank zero writes.
+After every ``finalize`` the database writer thread is joined: nothing of the logger runs between
+stages.
 
-Names and paths. ``name`` (the folder under ``save_dir``) and a string ``version`` are made
-safe as the runner does (:func:`~lightning_expman.workspace.safe_name`): ``experiment="../x"``,
-an absolute name or ``version="../x"`` never write outside ``save_dir``; the EXPERIMENT row keeps
-the name as given.
+Names and paths. ``name`` and a string ``version`` are made safe as the runner does
+(:func:`~lightning_expman.workspace.safe_name`): nothing is written outside ``save_dir``.
 
 Secrets. Hyperparameters are masked (:mod:`lightning_expman.masking`) before any tracker sees
 them; the checkpoints Lightning writes keep the model's own ``hyper_parameters``.
@@ -367,54 +364,9 @@ class ExpmanLogger(RunLifecycle, MetricRouting, CheckpointRecords, Logger):
         finally:
             self._stop_writer()
 
-    def _stop_writer(self) -> None:
-        """Join the database writer thread after each stage: nothing of ours runs between
-        ``fit``/``test`` calls or after the last one (the next write starts it again)."""
-        if self._external_manager is None:
-            db = self._db_tracker()
-            if db is not None:
-                db.close()
-
     def add_artifact(self, path: str | os.PathLike[str], artifact_type: str | None = None) -> None:
         """Record a file produced by user code as an artifact of the open trial run."""
         if rank_zero_only.rank > 0:
             return
         self._ensure_run()
         self.manager.on_add_artifact(Level.TRIAL_RUN, os.fspath(path), artifact_type)
-
-    def close(self) -> None:
-        """End the open run; in drop-in mode also end TRIAL/EXPERIMENT and close the trackers.
-
-        In runner mode (:meth:`for_runner`) only the run is ended: the runner owns the rest.
-        Safe to call several times; the next fit reopens everything. A run used without a Trainer
-        (``log_metrics`` ... ``close()``) ends COMPLETED; one whose fit is still running (or one
-        left open at process exit) ends ABORTED. Every thread the logger started is joined. After
-        spawned stages, a later spawned test no longer reattaches to the run they recorded.
-        """
-        self._close(explicit=True)
-
-    def _close(self, explicit: bool) -> None:
-        if rank_zero_only.rank > 0:
-            return
-        if explicit:
-            self._release_handoff()
-        if self._manager is None:
-            return
-        if explicit and self._run_open and not self._settled:
-            trainer = self._trainer()
-            if trainer is None or trainer.state.status != "running":
-                self._settle(RunStatus.COMPLETED)
-        manager = self.manager
-        try:
-            self._end_run()
-        finally:
-            if self._external_manager is None:
-                try:
-                    if self._parents_open:
-                        self._parents_open = False
-                        manager.on_end(Level.TRIAL, status=RunStatus.COMPLETED)
-                        manager.on_end(Level.EXPERIMENT, status=RunStatus.COMPLETED)
-                finally:
-                    manager.close()
-            else:
-                manager.flush()

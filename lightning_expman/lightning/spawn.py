@@ -23,11 +23,17 @@ database tracker reattaches; other trackers (MLflow...) record the test as a run
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HANDOFF_FILE", "in_spawned_worker", "read_handoff", "write_handoff"]
+from ..enums import RunStatus
+
+__all__ = ["HANDOFF_FILE", "SpawnHandoff", "in_spawned_worker", "read_handoff", "write_handoff"]
+
+log = logging.getLogger(__name__)
 
 HANDOFF_FILE = ".expman-run.json"
 
@@ -59,3 +65,88 @@ def read_handoff(log_dir: str, token: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) and state.get("token") == token else None
+
+
+class SpawnHandoff:
+    """Mixin of ExpmanLogger: ``run_id`` / ``status``, published by spawned workers, adopted by
+    the process that launched them."""
+
+    log_dir: str
+    _token: str
+    _version: int | str | None
+    _db_tracker: Callable[[], Any]
+    _run_open: bool
+    _error: str | None
+    _stop_epoch: int | None
+    _handoff: bool  # this process is a spawned worker's rank zero: publish
+    _joinable: bool
+    _owner: str | None
+    _state_at: float  # when run_id/status last changed in this process
+    _run_id: int | None
+    _status: RunStatus | None
+
+    @property
+    def run_id(self) -> int | None:
+        """The database id of the last trial run (``None`` before a fit / without a DB tracker)."""
+        self._adopt_handoff()
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, value: int | None) -> None:
+        self._run_id = value
+
+    @property
+    def status(self) -> RunStatus | None:
+        """The :class:`RunStatus` of the last trial run."""
+        self._adopt_handoff()
+        return self._status
+
+    @status.setter
+    def status(self, value: RunStatus | None) -> None:
+        self._status = value
+
+    def _adopt_handoff(self) -> None:
+        """In the process that launched spawned workers: take the run they recorded, when it is
+        newer than what this process knows itself."""
+        if self._run_open or self._version is None:
+            return  # a run of this process, or no folder fixed yet (nothing was spawned)
+        state = read_handoff(self.log_dir, self._token)
+        if state is not None and float(state.get("at") or 0) > self._state_at:
+            self._run_id = state.get("run_id")
+            self._status = RunStatus.parse(state["status"]) if state.get("status") else None
+
+    def _publish(self) -> None:
+        """Spawned worker, rank zero: write the run's identity for the main process (see spawn.py).
+
+        ``open``: a later spawned test may join the run -- from the moment its fit settled
+        successfully (ending at the worker's exit does not change that) until a failure, the next
+        fit, or ``close()`` in the main process.
+        """
+        self._state_at = time.time()
+        if not self._handoff:
+            return
+        self._owner = getattr(self._db_tracker(), "_owner", None) or self._owner
+        state = {
+            "token": self._token,
+            "run_id": self._run_id,
+            "status": self._status.value if self._status is not None else None,
+            "error": self._error,
+            "stop_epoch": self._stop_epoch,
+            "owner": self._owner,
+            "open": self._joinable,
+        }
+        try:
+            write_handoff(self.log_dir, state)
+        except OSError as e:  # the main process then does not learn the run: never fail the fit
+            log.warning("ExpmanLogger: cannot write the run handoff in %s: %s", self.log_dir, e)
+
+    def _release_handoff(self) -> None:
+        """``close()`` in the main process: a later spawned test no longer joins the handed-back run."""
+        if self._version is None:
+            return
+        state = read_handoff(self.log_dir, self._token)
+        if state is not None and state.get("open"):
+            try:
+                write_handoff(self.log_dir, {**state, "open": False})
+            except OSError as e:
+                log.warning("ExpmanLogger: cannot update the run handoff in %s: %s", self.log_dir, e)
