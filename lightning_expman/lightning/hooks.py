@@ -114,6 +114,8 @@ class _FactoryFinder(metadata.DistributionFinder):
         return None  # finds no modules, only the distribution above
 
     def find_distributions(self, context: Any = None) -> Iterator[metadata.Distribution]:
+        if getattr(context, "path", sys.path) is not sys.path:
+            return  # a search of given folders (an installer's), not of this interpreter's path
         name = getattr(context, "name", None)
         if name is None or name.replace("_", "-").lower() == "lightning-expman-hooks":
             yield _FactoryDistribution()
