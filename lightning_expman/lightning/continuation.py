@@ -269,6 +269,21 @@ class RunCheckpointState(Callback):
             supersede(db.manager, run, epoch, step)
         _trim_metrics_logs(trainer, epoch)
 
+    # Per-batch hooks: none. Every Trainer carries this callback (the entry point), and Lightning
+    # calls each callable hook of each callback on every batch; a non-callable one is skipped.
+    on_train_batch_start = None  # type: ignore[assignment]
+    on_train_batch_end = None  # type: ignore[assignment]
+    on_validation_batch_start = None  # type: ignore[assignment]
+    on_validation_batch_end = None  # type: ignore[assignment]
+    on_test_batch_start = None  # type: ignore[assignment]
+    on_test_batch_end = None  # type: ignore[assignment]
+    on_predict_batch_start = None  # type: ignore[assignment]
+    on_predict_batch_end = None  # type: ignore[assignment]
+    on_before_backward = None  # type: ignore[assignment]
+    on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = None  # type: ignore[assignment]
+    on_before_zero_grad = None  # type: ignore[assignment]
+
 
 def _redraw_first_iterator(trainer: pl.Trainer, ckpt_epoch: int | None) -> None:
     """Create the continued fit's first training iterator again, from the restored random state.
