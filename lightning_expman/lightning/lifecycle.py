@@ -125,6 +125,7 @@ class RunLifecycle(SpawnHandoff):
         manager = self.manager
         manager.on_create(Level.TRIAL_RUN, **info)
         manager.on_start(Level.TRIAL_RUN)
+        self._owner = None  # the new run's lease token is the DB tracker's
         self._start_run_state(trainer, RunStatus.RUNNING, settled=False)
 
     def _reattach(self, trainer: pl.Trainer, state: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ identity to ``<log_dir>/.expman-run.json`` each time it changes (opened, settled
 * a later spawned ``trainer.test()`` / ``validate()`` with the same logger reattaches to that run
   (its RESULTS land on it, as without spawning) while the run awaits its test: until the next fit
   of the logger or ``logger.close()``. A failed or interrupted fit ended its run: a later test
-  opens its own, as it does without spawning.
+  opens its own, as it does without spawning. (Joining needs the Trainer's hooks: with
+  ``attach_hooks=False`` a spawned test is a run of its own.)
 
 The main process fixes the log folder (``version``) when it pickles the logger for the workers,
 so every stage of one logger uses the same folder. The file names the logger instance (a token
