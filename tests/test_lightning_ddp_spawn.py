@@ -54,6 +54,7 @@ def test_ddp_spawn_main_process_knows_the_run(spawned):
     assert "after fit: run_id=1 status=COMPLETED" in proc.stdout
     assert "after test: run_id=1 status=COMPLETED" in proc.stdout
     assert "after validate: run_id=2 status=COMPLETED" in proc.stdout
+    assert "after local test: run_id=2 status=COMPLETED" in proc.stdout
 
 
 @pytest.mark.slow
@@ -62,6 +63,7 @@ def test_ddp_spawn_test_after_fit_is_the_same_run(spawned):
     with query(url):
         runs = list(m.TrialRun.select().order_by(m.TrialRun.id))
         assert [r.status for r in runs] == ["COMPLETED", "COMPLETED"]
-        # The test joined the fit's run; after logger.close() the validate is a run of its own.
+        # The test joined the fit's run; after logger.close() the validate is a run of its own,
+        # which the main process's own test then joins.
         assert set(results_metrics(runs[0].id)) == {"test_loss", "test_acc"}
-        assert set(results_metrics(runs[1].id)) == {"val_loss", "val_acc"}
+        assert set(results_metrics(runs[1].id)) == {"val_loss", "val_acc", "test_loss", "test_acc"}

@@ -108,6 +108,7 @@ class RunLifecycle(SpawnHandoff):
 
     def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None) -> None:
         self._end_run()
+        self._release_handoff()  # a run handed back by spawned workers is over: this one is newer
         self._register_atexit()
         self._ensure_parents()
         info = dict(self._run_info)
@@ -297,7 +298,7 @@ class RunLifecycle(SpawnHandoff):
         elif stage in ("validate", "test") and not self._run_open:
             # A test/validate without an open run gets its own (predict logs nothing, opens
             # nothing), unless a spawned fit of this logger left its run awaiting the test.
-            state = read_handoff(self.log_dir, self._token) if in_spawned_worker(trainer) else None
+            state = read_handoff(self.log_dir, self._token)
             if state is not None and state.get("open") and state.get("run_id") is not None:
                 self._reattach(trainer, state)
             else:

@@ -9,7 +9,7 @@ identity to ``<log_dir>/.expman-run.json`` each time it changes (opened, settled
 
 * the main process's logger reads it lazily: ``logger.run_id`` / ``logger.status`` after a
   spawned ``fit`` are the run the workers recorded;
-* a later spawned ``trainer.test()`` / ``validate()`` with the same logger reattaches to that run
+* a later ``trainer.test()`` / ``validate()`` with the same logger (spawned or not) reattaches to that run
   (its RESULTS land on it, as without spawning) while the run awaits its test: until the next fit
   of the logger or ``logger.close()``. A failed or interrupted fit ended its run: a later test
   opens its own, as it does without spawning. (Joining needs the Trainer's hooks: with
