@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 __all__ = ["cli_config", "save_config_callbacks", "take_config_file"]
@@ -41,13 +42,11 @@ log = logging.getLogger(__name__)
 
 def save_config_callbacks(trainer: Any) -> list[Any]:
     """The LightningCLI ``SaveConfigCallback`` instances among ``trainer.callbacks``."""
-    if trainer is None:
+    # Not imported = no LightningCLI in this process: nothing to look for, nothing to import.
+    cli = sys.modules.get("lightning.pytorch.cli")
+    if trainer is None or cli is None:
         return []
-    try:
-        from lightning.pytorch.cli import SaveConfigCallback
-    except ImportError:  # pragma: no cover - Lightning without its CLI module
-        return []
-    return [cb for cb in trainer.callbacks if isinstance(cb, SaveConfigCallback)]
+    return [cb for cb in trainer.callbacks if isinstance(cb, cli.SaveConfigCallback)]
 
 
 def cli_config(trainer: Any) -> dict[str, Any] | None:
