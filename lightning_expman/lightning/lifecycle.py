@@ -259,6 +259,7 @@ class RunLifecycle(SpawnHandoff):
         if rank_zero_only.rank > 0:
             return
         if explicit:
+            self._joinable = False
             self._release_handoff()
         if self._manager is None:
             return
