@@ -30,7 +30,7 @@ PROBE = textwrap.dedent(
 
     logger = ExpmanLogger("ep", "t", db=f"sqlite:///{sys.argv[1]}/expman.db", save_dir=sys.argv[1] + "/runs")
     print("fallback registered:", hooks._FINDER in sys.meta_path)
-    plain = L.Trainer(logger=False, **fast_trainer_kwargs(max_epochs=1))
+    plain = L.Trainer(logger=False, default_root_dir=sys.argv[1], **fast_trainer_kwargs(max_epochs=1))
     before = list(plain.callbacks)
     plain.fit(TinyClassifier(), datamodule=TinyDataModule())
     print("plain trainer untouched:", plain.callbacks == before)
@@ -56,7 +56,7 @@ def probe(tmp_path: Path, entry_points: str) -> str:
         text=True,
         timeout=300,
         env=env,
-        cwd=REPO,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
