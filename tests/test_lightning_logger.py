@@ -297,7 +297,8 @@ def test_lightning_early_stopping_gives_stopped_with_stop_epoch(tmp_path):
 def test_without_hooks_the_logger_still_gets_epochs_right(tmp_path):
     logger = make_logger(tmp_path, attach_hooks=False)
     trainer = fit(logger, ScriptedModel(val_losses=(0.9, 0.8)), max_epochs=2)
-    assert not any(isinstance(cb, LevelHooks) for cb in trainer.callbacks)
+    # LevelHooks comes with every Trainer (the entry point) but leaves this logger alone.
+    assert not logger._hooked
     trainer.test(ScriptedModel(), datamodule=TinyDataModule())
     logger.close()
     with query(logger._db_url) as db:
@@ -338,9 +339,11 @@ def test_expman_trainer_exposes_run_id_and_status(tmp_path):
         callbacks=[hooks, {"type": "early_stopping", "monitor": "val_loss", "patience": 1}],
         **fast_trainer_kwargs(max_epochs=4),
     )
-    assert [cb for cb in trainer.callbacks if isinstance(cb, LevelHooks)] == [hooks]
     assert trainer.run_id is None
     trainer.fit(ScriptedModel(val_losses=(1.0, 1.0, 1.0, 1.0)), datamodule=TinyDataModule())
+    # The one given leads; the entry point's copy was dropped at setup.
+    assert [cb for cb in trainer.callbacks if isinstance(cb, LevelHooks)] == [hooks]
+    assert trainer.callbacks[0] is hooks
     assert trainer.status is RunStatus.STOPPED
     with query(trainer.expman_logger._db_url):
         run = m.TrialRun.get_by_id(trainer.run_id)
@@ -368,7 +371,7 @@ def test_runner_mode_uses_the_given_manager_and_run_info(tmp_path):
         "tags": {"k": "v"},
         "workdir": str(workdir),
     }
-    logger = ExpmanLogger(tracker_manager=manager, run_info=run_info)
+    logger = ExpmanLogger.for_runner(manager, run_info)
     fit(logger, max_epochs=1)
     assert logger.artifact_dir == str(workdir / "artifacts")
     assert (workdir / "artifacts" / "model_summary.txt").is_file()

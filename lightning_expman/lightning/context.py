@@ -34,6 +34,7 @@ __all__ = [
     "module_hparams",
     "resolve_seed",
     "safe_params",
+    "user_hparams",
     "write_model_summary",
 ]
 
@@ -126,8 +127,17 @@ def module_hparams(pl_module: Any = None, datamodule: Any = None) -> dict[str, A
     for obj in (datamodule, pl_module):  # the module wins on a clash, as in Lightning's merge
         hp = getattr(obj, "hparams_initial", None) if obj is not None else None
         if hp:
-            params.update({k: v for k, v in dict(hp).items() if k != "_class_path"})
+            params.update(user_hparams(hp))
     return safe_params(params)
+
+
+LIGHTNING_KEYS = frozenset({"_class_path", "_instantiator"})
+"""Keys Lightning itself adds to ``hparams`` (LightningCLI's class path and instantiator): not the user's."""
+
+
+def user_hparams(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without the keys Lightning adds (:data:`LIGHTNING_KEYS`)."""
+    return {k: v for k, v in dict(params).items() if k not in LIGHTNING_KEYS}
 
 
 def safe_params(params: Any) -> Any:

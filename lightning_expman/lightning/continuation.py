@@ -1,7 +1,8 @@
 """The Lightning side of continuing a run: :class:`RunCheckpointState` and Tuner detection.
 
-:class:`RunCheckpointState` is attached by :class:`~lightning_expman.lightning.logger.ExpmanLogger`
-beside :class:`~lightning_expman.lightning.hooks.LevelHooks`. It
+:class:`RunCheckpointState` comes to every Trainer with
+:class:`~lightning_expman.lightning.hooks.LevelHooks` (the ``lightning.pytorch.callbacks_factory``
+entry point) and acts for the ExpmanLoggers that follow the hooks. It
 
 * writes ``checkpoint["expman"]`` into every checkpoint a fit saves (ModelCheckpoint's files,
   ``last.ckpt``, SLURM's ``hpc_ckpt_N.ckpt``, ``trainer.save_checkpoint``): the run id, the
@@ -37,12 +38,12 @@ from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from ..continuation import STATE_KEY, config_hash, supersede
-from .hooks import expman_loggers
+from .hooks import hooked_loggers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .logger import ExpmanLogger
 
-__all__ = ["RunCheckpointState", "attach", "is_tuning"]
+__all__ = ["RunCheckpointState", "is_tuning"]
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,6 @@ def is_tuning(trainer: pl.Trainer) -> bool:
         isinstance(cb, (BatchSizeFinder, LearningRateFinder)) and getattr(cb, "_early_exit", False)
         for cb in trainer.callbacks
     )
-
-
-def attach(trainer: pl.Trainer) -> None:
-    """Put a :class:`RunCheckpointState` first among the trainer's callbacks (once)."""
-    if not any(isinstance(cb, RunCheckpointState) for cb in trainer.callbacks):
-        trainer.callbacks.insert(0, RunCheckpointState())
 
 
 def _slurm() -> tuple[str | None, int]:
@@ -148,7 +143,7 @@ class RunCheckpointState(Callback):
 
         if not trainer.is_global_zero:
             return
-        for lg in expman_loggers(trainer):
+        for lg in hooked_loggers(trainer):
             db = lg._db_tracker()
             run = getattr(db, "trial_run_id", None)
             if run is not None:
@@ -161,7 +156,7 @@ class RunCheckpointState(Callback):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        for lg in expman_loggers(trainer):
+        for lg in hooked_loggers(trainer):
             db = lg._db_tracker()
             run = getattr(db, "trial_run_id", None)
             if run is None:
@@ -192,7 +187,7 @@ class RunCheckpointState(Callback):
             return  # no run state, or this fit's own checkpoint (a tuner restoring its start)
         if not trainer.is_global_zero or is_tuning(trainer) or trainer.state.fn != "fit":
             return
-        for lg in expman_loggers(trainer):
+        for lg in hooked_loggers(trainer):
             if self._continue(lg, state, config_hash(_run_config(lg, trainer, pl_module))):
                 self._rng = state.get("rng")
                 self._ckpt_epoch = checkpoint.get("epoch")
@@ -273,6 +268,21 @@ class RunCheckpointState(Callback):
             db.flush()
             supersede(db.manager, run, epoch, step)
         _trim_metrics_logs(trainer, epoch)
+
+    # Per-batch hooks: none. Every Trainer carries this callback (the entry point), and Lightning
+    # calls each callable hook of each callback on every batch; a non-callable one is skipped.
+    on_train_batch_start = None  # type: ignore[assignment]
+    on_train_batch_end = None  # type: ignore[assignment]
+    on_validation_batch_start = None  # type: ignore[assignment]
+    on_validation_batch_end = None  # type: ignore[assignment]
+    on_test_batch_start = None  # type: ignore[assignment]
+    on_test_batch_end = None  # type: ignore[assignment]
+    on_predict_batch_start = None  # type: ignore[assignment]
+    on_predict_batch_end = None  # type: ignore[assignment]
+    on_before_backward = None  # type: ignore[assignment]
+    on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = None  # type: ignore[assignment]
+    on_before_zero_grad = None  # type: ignore[assignment]
 
 
 def _redraw_first_iterator(trainer: pl.Trainer, ckpt_epoch: int | None) -> None:

@@ -20,9 +20,23 @@ Trainer hook                          level event
 ====================================  =====================================================
 
 Sanity-check validation is ignored: it is not an epoch. Only global rank zero forwards.
-:class:`ExpmanLogger` attaches this callback itself when Lightning hands it the trainer, so a
-plain ``Trainer(logger=ExpmanLogger(...))`` needs nothing else; adding it explicitly is harmless
-(it is never attached twice).
+
+How a Trainer gets it. Lightning adds to every Trainer the callbacks returned by the factories
+registered under the ``lightning.pytorch.callbacks_factory`` entry-point group
+(``trainer/connectors/callback_connector.py``, ``_configure_external_callbacks``); this package
+registers :func:`callbacks_factory` there (pyproject.toml), which returns a :class:`LevelHooks`
+and a :class:`~lightning_expman.lightning.continuation.RunCheckpointState`. Both stay inert
+unless an :class:`ExpmanLogger` (with ``attach_hooks=True``) is among ``trainer.loggers``: a
+Trainer without one pays one ``isinstance`` scan per stage. At ``setup`` the active LevelHooks
+moves itself and RunCheckpointState to the front of ``trainer.callbacks`` (levels open before
+other callbacks log) and drops duplicates, so adding them explicitly is harmless.
+
+Where the package's metadata lacks the entry point (run from a source tree on ``sys.path``, or an
+install older than the entry point), :func:`ensure_callbacks_factory` -- called by every
+ExpmanLogger constructor -- registers the same factory in-process, through the documented
+``importlib.metadata`` extension point (a ``DistributionFinder`` on ``sys.meta_path``). A Trainer
+always gets its logger after the logger was built, so it sees the factory either way. Nothing
+inspects stack frames.
 
 Example:
     >>> import lightning as L
@@ -33,6 +47,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -42,7 +59,17 @@ from typing_extensions import override
 if TYPE_CHECKING:
     from .logger import ExpmanLogger
 
-__all__ = ["LevelHooks", "expman_loggers"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LevelHooks",
+    "callbacks_factory",
+    "ensure_callbacks_factory",
+    "expman_loggers",
+    "hooked_loggers",
+]
+
+ENTRY_POINT_GROUP = "lightning.pytorch.callbacks_factory"
+_FACTORY = f"{__name__}:callbacks_factory"
 
 
 def expman_loggers(trainer: pl.Trainer) -> list[ExpmanLogger]:
@@ -52,11 +79,71 @@ def expman_loggers(trainer: pl.Trainer) -> list[ExpmanLogger]:
     return [lg for lg in trainer.loggers if isinstance(lg, ExpmanLogger)]
 
 
+def hooked_loggers(trainer: pl.Trainer) -> list[ExpmanLogger]:
+    """The ExpmanLoggers of ``trainer`` that follow its hooks (``attach_hooks=True``)."""
+    return [lg for lg in expman_loggers(trainer) if lg._attach_hooks]
+
+
+def callbacks_factory() -> list[Callback]:
+    """The ``lightning.pytorch.callbacks_factory`` entry point: the callbacks every Trainer gets.
+
+    Both are inert on a Trainer without an ExpmanLogger (see the module docstring).
+    """
+    from .continuation import RunCheckpointState
+
+    return [LevelHooks(), RunCheckpointState()]
+
+
+class _FactoryDistribution(metadata.Distribution):
+    """In-process metadata declaring :func:`callbacks_factory` (see :func:`ensure_callbacks_factory`)."""
+
+    _FILES = {
+        "METADATA": "Metadata-Version: 2.1\nName: lightning-expman-hooks\nVersion: 0\n",
+        "entry_points.txt": f"[{ENTRY_POINT_GROUP}]\nlightning_expman = {_FACTORY}\n",
+    }
+
+    def read_text(self, filename: str) -> str | None:
+        return self._FILES.get(filename)
+
+    def locate_file(self, path: Any) -> Any:
+        return path
+
+
+class _FactoryFinder(metadata.DistributionFinder):
+    def find_spec(self, *args: Any, **kwargs: Any) -> None:
+        return None  # finds no modules, only the distribution above
+
+    def find_distributions(self, context: Any = None) -> Iterator[metadata.Distribution]:
+        if getattr(context, "path", sys.path) is not sys.path:
+            return  # a search of given folders (an installer's), not of this interpreter's path
+        name = getattr(context, "name", None)
+        if name is None or name.replace("_", "-").lower() == "lightning-expman-hooks":
+            yield _FactoryDistribution()
+
+
+_FINDER: _FactoryFinder | None = None
+
+
+def ensure_callbacks_factory() -> None:
+    """Make sure Trainers built from now on get :func:`callbacks_factory`'s callbacks.
+
+    Installed, the package's metadata declares the entry point and this does nothing (one scan
+    of the entry points, once per process). Otherwise the factory is declared in-process.
+    """
+    global _FINDER
+    if _FINDER is not None:
+        return
+    _FINDER = _FactoryFinder()
+    if not any(ep.value == _FACTORY for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)):
+        sys.meta_path.append(_FINDER)
+
+
 class LevelHooks(Callback):
     """Forward Trainer hooks to the trainer's ExpmanLoggers as level events (see module docstring).
 
     Its only state is the list of the trainer's ExpmanLoggers (rank zero), refreshed at every
-    ``setup``: a Trainer carrying it pickles, and one instance serves any number of fits.
+    ``setup``: a Trainer carrying it pickles, and one instance serves any number of fits. Inert
+    on a Trainer without an ExpmanLogger, and when another LevelHooks precedes it.
     """
 
     def __init__(self) -> None:
@@ -72,7 +159,10 @@ class LevelHooks(Callback):
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Every rank must know the trainer (artifact dirs, stop detection); only rank 0 opens a run.
-        loggers = expman_loggers(trainer)
+        loggers = hooked_loggers(trainer)
+        self._loggers = []
+        if not loggers or not self._take_the_lead(trainer, pl_module, stage):
+            return
         for lg in loggers:
             lg._bind_trainer(trainer)
         from .continuation import is_tuning
@@ -80,6 +170,24 @@ class LevelHooks(Callback):
         # A Tuner call (lr_find, scale_batch_size) is a fit that ends after tuning: it records nothing.
         self._loggers = loggers if trainer.is_global_zero and not is_tuning(trainer) else []
         self._each(trainer, "_on_stage_setup", trainer, pl_module, str(getattr(stage, "value", stage)))
+
+    def _take_the_lead(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> bool:
+        """Put this LevelHooks and one RunCheckpointState first in ``trainer.callbacks``, drop their
+        duplicates; ``False`` when another LevelHooks leads (this one stays inert)."""
+        from .continuation import RunCheckpointState
+
+        ours = (LevelHooks, RunCheckpointState)
+        leader = next(cb for cb in trainer.callbacks if isinstance(cb, LevelHooks))
+        if leader is not self:
+            return False
+        state = next((cb for cb in trainer.callbacks if isinstance(cb, RunCheckpointState)), None)
+        if state is None:  # LevelHooks given explicitly where the factory did not run
+            state = RunCheckpointState()
+            state.setup(trainer, pl_module, stage)
+        # A new list: Lightning is iterating the old one to call this very hook, and its iteration
+        # must go on over the same callbacks. The next hooks see the new order.
+        trainer.callbacks = [self, state, *(cb for cb in trainer.callbacks if not isinstance(cb, ours))]
+        return True
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

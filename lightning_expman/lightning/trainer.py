@@ -23,18 +23,18 @@ from lightning.pytorch.loggers import Logger
 from ..enums import RunStatus
 from ..tracking.base import Tracker, TrackerManager
 from .callbacks import build_callback
-from .hooks import LevelHooks
 from .logger import ExpmanLogger
 
 __all__ = ["ExpmanTrainer"]
 
 
 class ExpmanTrainer(L.Trainer):
-    """A Trainer with an :class:`ExpmanLogger`, :class:`LevelHooks` and the given callbacks attached.
+    """A Trainer with an :class:`ExpmanLogger` and the given callbacks attached.
 
     Args:
-        experiment, trial, db, save_dir, trackers, tracker_manager, run_info: as for
-            :class:`ExpmanLogger`.
+        experiment, trial, db, save_dir, trackers: as for :class:`ExpmanLogger`.
+        tracker_manager, run_info: runner mode, as for :meth:`ExpmanLogger.for_runner` (``run_info``
+            is used only with a ``tracker_manager``).
         callbacks: Lightning callbacks, or config specs for
             :func:`~lightning_expman.lightning.callbacks.build_callback` (``{"type": ...}``).
         logger: more Lightning loggers to run beside the ExpmanLogger (``False``/``None``: none).
@@ -60,20 +60,17 @@ class ExpmanTrainer(L.Trainer):
         logger: Logger | Iterable[Logger] | bool | None = None,
         **trainer_kwargs: Any,
     ) -> None:
-        self.expman_logger = ExpmanLogger(
-            experiment,
-            trial,
-            db=db,
-            save_dir=save_dir,
-            trackers=trackers,
-            tracker_manager=tracker_manager,
-            run_info=run_info,
-        )
+        names: dict[str, Any] = {"db": db, "save_dir": save_dir, "trackers": trackers}
+        if tracker_manager is not None:
+            self.expman_logger = ExpmanLogger.for_runner(
+                tracker_manager, run_info, experiment=experiment, trial=trial, **names
+            )
+        else:
+            self.expman_logger = ExpmanLogger(experiment, trial, **names)
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
+        # LevelHooks comes with every Trainer (the callbacks_factory entry point, see hooks.py).
         built = [build_callback(cb) for cb in (callbacks or [])]
-        if not any(isinstance(cb, LevelHooks) for cb in built):
-            built.insert(0, LevelHooks())  # first: levels open before other callbacks log
         loggers: list[Logger] = [self.expman_logger]
         if isinstance(logger, Logger):
             loggers.append(logger)

@@ -1,4 +1,5 @@
-"""``python ddp_spawn_fit.py DB_URL SAVE_DIR``: a 2-process ``ddp_spawn`` fit on CPU, then a test.
+"""``python ddp_spawn_fit.py DB_URL SAVE_DIR``: a 2-process ``ddp_spawn`` fit on CPU, then a test,
+then (after ``logger.close()``) a validate, then a test in the main process.
 
 Mirrors Lightning's ``test_logger_initialization`` (``tests_pytorch/loggers/test_all.py``): on
 rank zero the logger's ``experiment`` is the real tracker manager, on other ranks a dummy
@@ -38,6 +39,13 @@ def main(url: str, save_dir: str) -> None:
     print(f"after fit: run_id={logger.run_id} status={logger.status}", flush=True)
     trainer.test(TinyClassifier(), datamodule=TinyDataModule())
     print(f"after test: run_id={logger.run_id} status={logger.status}", flush=True)
+    logger.close()  # the fit's run is over: a later stage is a run of its own
+    trainer.validate(TinyClassifier(), datamodule=TinyDataModule())
+    print(f"after validate: run_id={logger.run_id} status={logger.status}", flush=True)
+    # Not spawned: joins the validate's run, as a test after a fit in one process does.
+    local = L.Trainer(logger=logger, **fast_trainer_kwargs(devices=1, max_epochs=1))
+    local.test(TinyClassifier(), datamodule=TinyDataModule())
+    print(f"after local test: run_id={logger.run_id} status={logger.status}", flush=True)
 
 
 if __name__ == "__main__":
