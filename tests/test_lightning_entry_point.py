@@ -20,6 +20,10 @@ PROBE = textwrap.dedent(
     """
     import sys
     import lightning as L
+    # Another program's Trainer: the entry point adds nothing and imports none of our Lightning side.
+    early = L.Trainer(logger=False, default_root_dir=sys.argv[1])
+    mine = [type(cb).__name__ for cb in early.callbacks if type(cb).__module__.startswith("lightning_expman")]
+    print("before any ExpmanLogger:", mine, "lightning_expman.lightning" in sys.modules)
     from lightning_expman.lightning import ExpmanLogger, LevelHooks, hooks
     from lightning_expman.lightning.continuation import RunCheckpointState
     from tests.tiny import TinyClassifier, TinyDataModule, fast_trainer_kwargs
@@ -62,6 +66,7 @@ def probe(tmp_path: Path, entry_points: str) -> str:
     return proc.stdout
 
 
+BEFORE = "before any ExpmanLogger: [] False\n"
 EXPECTED = """\
 plain trainer untouched: True
 at init: ['LevelHooks', 'RunCheckpointState']
@@ -75,12 +80,12 @@ def test_the_entry_point_gives_every_trainer_the_hooks_once(tmp_path):
     out = probe(
         tmp_path,
         "[lightning.pytorch.callbacks_factory]\n"
-        "lightning_expman = lightning_expman.lightning.hooks:callbacks_factory\n",
+        "lightning_expman = lightning_expman._lightning_entry:callbacks_factory\n",
     )
-    assert out == "fallback registered: False\n" + EXPECTED
+    assert out == BEFORE + "fallback registered: False\n" + EXPECTED
 
 
 @pytest.mark.slow
 def test_without_the_entry_point_in_metadata_the_fallback_declares_it(tmp_path):
     out = probe(tmp_path, "[console_scripts]\nexpman = lightning_expman.cli:main\n")
-    assert out == "fallback registered: True\n" + EXPECTED
+    assert out == BEFORE + "fallback registered: True\n" + EXPECTED

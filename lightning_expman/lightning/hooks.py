@@ -24,7 +24,9 @@ Sanity-check validation is ignored: it is not an epoch. Only global rank zero fo
 How a Trainer gets it. Lightning adds to every Trainer the callbacks returned by the factories
 registered under the ``lightning.pytorch.callbacks_factory`` entry-point group
 (``trainer/connectors/callback_connector.py``, ``_configure_external_callbacks``); this package
-registers :func:`callbacks_factory` there (pyproject.toml), which returns a :class:`LevelHooks`
+registers a factory there (pyproject.toml; ``lightning_expman/_lightning_entry.py``, which
+imports nothing and returns no callbacks in a process that never imported ExpmanLogger, so
+other programs' Trainers pay nothing), which returns :func:`callbacks_factory`'s :class:`LevelHooks`
 and a :class:`~lightning_expman.lightning.continuation.RunCheckpointState`. Both stay inert
 unless an :class:`ExpmanLogger` (with ``attach_hooks=True``) is among ``trainer.loggers``: a
 Trainer without one pays one ``isinstance`` scan per stage. At ``setup`` the active LevelHooks
@@ -69,7 +71,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "lightning.pytorch.callbacks_factory"
-_FACTORY = f"{__name__}:callbacks_factory"
+# What the entry point names: a module that imports nothing, see lightning_expman/_lightning_entry.py.
+_FACTORY = "lightning_expman._lightning_entry:callbacks_factory"
 
 
 def expman_loggers(trainer: pl.Trainer) -> list[ExpmanLogger]:
