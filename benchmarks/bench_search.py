@@ -90,7 +90,7 @@ def _plain(trials: int, epochs: int, tmp: Path) -> float:
 def _expman(trials: int, epochs: int, tmp: Path, name: str = "bench") -> float:
     from lightning_expman import Experiment
 
-    settings = {**TINY, "trainer": {**TINY["trainer"], "max_epochs": epochs}}
+    settings = {**TINY, "test": False, "trainer": {**TINY["trainer"], "max_epochs": epochs}}
     search = {
         "num_trials": trials,
         "sampler": "random",

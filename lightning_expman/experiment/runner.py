@@ -22,7 +22,7 @@ from ..tracking.base import Tracker, TrackerManager, status_for_exception
 from .claims import ClaimOptions, GridState, _GridClaims
 from .executors import Batch, Outcome
 from .logs import _lightning_log_to, _quiet_lightning
-from .plan import _container, _Job, new_result
+from .plan import _container, _Job, _trial_config, new_result
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +173,7 @@ class _Runner:
         self.manager.on_create(
             Level.TRIAL,
             name=trial.name,
-            config=_container(trial.settings),
+            config=_trial_config(trial),
             tags=to_plain(trial.tags),
             workdir=str(trial_env.workdir),
         )
@@ -217,6 +217,8 @@ class _Runner:
                 lease.stop()
 
     def _run_job(self, job: _Job, total: int, claim: Claim | None) -> RunResult:
+        from omegaconf import OmegaConf
+
         trial = self.spec.trials[job.trial_pos]
         result = new_result(self.spec, job, total)
         if self.progress is not None and self.on_progress is not None:
@@ -234,12 +236,14 @@ class _Runner:
             trial_env = self._enter_trial(job.trial_pos)
             run_env = trial_env.create_child(f"run_{job.repeat_idx}")
             # The run's own settings: seed = the run's seed, and every ${seed} follows it.
-            config = trial.run_settings(job.seed)
-            run_env.save_config(config)
+            # Saved and stored from the plain dict: converting the DictConfig back costs more.
+            data = trial.run_settings_data(job.seed)
+            run_env.save_config(data)
+            config = OmegaConf.create(data)
             run_info = {
                 "repeat_idx": job.repeat_idx,
                 "seed": job.seed,
-                "config": _container(config),
+                "config": _container(data),
                 # The logger / collect_context add versions, host, git commit and argv to this.
                 "context": {"config_dir": str(self.spec.source_dir), "params": result.params},
                 "tags": to_plain(trial.tags),

@@ -10,7 +10,8 @@ Decisions where the issue is silent:
 
 * **Objective.** Each repeat contributes its *best* epoch value of ``metric`` (what a checkpoint
   keeps; ``objective: last`` takes the final epoch instead); Optuna is told the mean over the
-  repeats, and each repeat's value is kept in the trial's user attribute ``expman_repeat_values``.
+  repeats; with several repeats each one's value is kept in the trial's user attribute
+  ``expman_repeat_values``.
 * **Pruning** (:mod:`.pruning`): repeat 1 reports per epoch; a pruned repeat 1 prunes the trial
   (status ``PRUNED``, its epochs kept) and the other repeats are not run.
 * **Failures.** A trial with a FAILED repeat is told FAIL and counts towards ``num_trials`` (so

@@ -129,12 +129,7 @@ class _Loop:
                     reporting = active(planner.name, trial) if k == 1 else contextlib.nullcontext()
                     result = None
                     with reporting:
-                        for job_, claim in self.runner.jobs([job]):
-                            try:
-                                result = self.runner.run_job(job_, self.total, claim)
-                            except _Interrupted as e:
-                                result = e.result
-                                self.interrupted = True
+                        result = self._run(job)
                     if result is None:  # claimed elsewhere: cannot happen for a fresh trial name
                         state = "aborted"
                         break
@@ -160,6 +155,20 @@ class _Loop:
                 planner.tell(trial, values, state)
         if state == "failed":
             self.failed = True
+
+    def _run(self, job: _Job) -> RunResult | None:
+        """Claim and run one repeat (``None``: claimed elsewhere, which a fresh trial never is)."""
+        runner = self.runner
+        claim = None
+        if runner.grid is not None:
+            claim = runner.grid.claim_new(job)
+            if claim is None:
+                return None
+        try:
+            return runner.run_job(job, self.total, claim)
+        except _Interrupted as e:
+            self.interrupted = True
+            return e.result
 
     def _mark_pruned(self, result: RunResult) -> None:
         tracker = _db_tracker(self.runner.manager)

@@ -140,15 +140,30 @@ class Planner:
         return study
 
     # -- budget
-    def _counted(self, t: Any) -> bool:
+    def _counts(self) -> list[tuple[int, bool]]:
+        """``(number, counted)`` of every trial of the study, from one narrow query.
+
+        ``study.get_trials`` would load every trial with its params, values and attributes on
+        each ask (the largest per-trial cost of a search on SQLite); the budget needs only the
+        states and the counted-failure flag, read from Optuna's tables directly.
+        """
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models as om
+
+        T, A = om.TrialModel, om.TrialUserAttributeModel
+        flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
+        query = sa.select(T.number, T.state, T.trial_id.in_(flagged)).where(
+            T.study_id == self.study._study_id
+        )
+        with self.storage.engine.connect() as conn:
+            rows = conn.execute(query).all()
         S = self.optuna.trial.TrialState
-        if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING):
-            return True
-        return t.state == S.FAIL and bool(t.user_attrs.get(COUNTED_FAILURE))
+        live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
+        return [(number, state in live or (state == S.FAIL and bool(flag))) for number, state, flag in rows]
 
     def counted(self) -> int:
         """Trials that count towards ``num_trials`` now."""
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if self._counted(t))
+        return sum(1 for _, counted in self._counts() if counted)
 
     def fail_stale(self) -> None:
         """Fail trials whose process stopped beating (Optuna's own check, on the database)."""
@@ -157,22 +172,17 @@ class Planner:
     def ask(self) -> optuna.Trial | None:
         """The next trial, or ``None`` when the budget is used up (by anyone)."""
         self.fail_stale()
-        seen = self.study.get_trials(deepcopy=False)
-        counted = sum(1 for t in seen if self._counted(t))
-        if counted >= self.search.num_trials:
+        seen = self._counts()
+        if sum(1 for _, counted in seen if counted) >= self.search.num_trials:
             return None
         trial = self.study.ask(self.distributions)
         # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
         # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
         self.storage.record_heartbeat(trial._trial_id)
         if trial.number != len(seen):  # others asked meanwhile: count what precedes this trial
-            counted = sum(
-                1
-                for t in self.study.get_trials(deepcopy=False)
-                if t.number < trial.number and self._counted(t)
-            )
-        if counted >= self.search.num_trials:  # lost the race for the last slot
-            trial.set_user_attr(OVER_BUDGET, True)
+            seen = self._counts()
+        if sum(1 for number, counted in seen if counted and number < trial.number) >= self.search.num_trials:
+            trial.set_user_attr(OVER_BUDGET, True)  # lost the race for the last slot
             self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
             return None
         return trial
@@ -243,7 +253,8 @@ class Planner:
         S = self.optuna.trial.TrialState
         if state == "complete" and values:
             means = [sum(v[i] for v in values) / len(values) for i in range(len(self.search.metrics))]
-            trial.set_user_attr("expman_repeat_values", values)
+            if len(values) > 1:  # one repeat: its value is the trial's (one write fewer per trial)
+                trial.set_user_attr("expman_repeat_values", values)
             self.study.tell(trial, means if len(means) > 1 else means[0])
         elif state == "pruned":
             self.study.tell(trial, state=S.PRUNED)
