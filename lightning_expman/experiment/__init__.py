@@ -289,5 +289,7 @@ class Experiment:
                     fail_fast=fail_fast,
                     stale_after=stale_after,
                     on_result=on_result,
+                    executor=executor,
+                    address=address,
                 )
         return summary

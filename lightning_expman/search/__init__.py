@@ -26,13 +26,17 @@ Decisions where the issue is silent:
   but the study continues (Optuna cannot empty a study; its finished trials are results).
 * **DDP.** The pruning callback reports from global rank zero and broadcasts the decision; the
   planner itself runs in the launching process (tested on CPU without DDP only).
-* **Workers / processes.** Each process (``--workers N`` spawns N) is an independent planner on
-  the shared study; the budget is exact across any number of them (see :mod:`.planner`).
+* **Workers / processes / Ray.** Each process (``--workers N`` spawns N) is an independent
+  planner on the shared study; with ``--executor ray`` the driver plans and each sampled trial
+  runs as a Ray task (:mod:`.ray`). The budget is exact across any mix of them (see
+  :mod:`.planner`).
 * **Grid trials beside searches** run first, as usual; then the searches.
 
 Layout: ``space.py`` (distributions, sampler, pruner), ``planner.py`` (the study, ask/tell,
-budget, trial names), ``pruning.py`` (the Lightning callback), ``execute.py`` (the loop, in this
-process or in workers); the report's charts are in :mod:`lightning_expman.report.search`.
+budget, trial names), ``pruning.py`` (the Lightning callback), ``trial.py`` (one sampled
+trial's repeats, in any process), ``execute.py`` (the loop, in this process or in workers),
+``ray.py`` (the Ray driver and task); the report's charts are in
+:mod:`lightning_expman.report.search`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def run_searches(
     fail_fast: bool,
     stale_after: float,
     on_result: Callable[[RunResult], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> ExperimentSummary:
     """Run the experiment's searches after its grid trials; the summary gains their runs.
 
@@ -77,7 +83,13 @@ def run_searches(
     planners = [Planner(spec, template, search, db_url, stale_after) for template, search in spec.searches]
     claims = ClaimOptions(stale_after)
     first = len(summary.results)
-    if workers > 1:
+    if executor == "ray":
+        from .ray import search_ray
+
+        results, interrupted, workdir = search_ray(
+            experiment, planners, claims, on_result, fail_fast, first, address
+        )
+    elif workers > 1:
         results, interrupted, workdir = search_parallel(
             spec, experiment.factory, claims, on_result, fail_fast, workers, first
         )

@@ -11,9 +11,12 @@ parameters, turned into TRIALs, told the mean over repeats.
   replaced). Two processes asking for the last slot at once both get a trial number; the one
   with the higher number sees ``num_trials`` counted trials before it, marks its trial FAIL with
   the user attribute ``expman_over_budget`` and stops (Optuna cannot delete a trial).
-* **Known gap.** Optuna fails only trials that have beaten once; the first heartbeat is written
-  right after ``ask``, so a process killed in those milliseconds leaves a RUNNING trial no one
-  fails (it then counts towards the budget; ``optuna`` can fail it by hand).
+* **Killed before the first heartbeat.** Optuna fails only trials that have beaten once; the
+  first heartbeat is written right after ``ask``, and a process killed in those milliseconds
+  leaves a RUNNING trial that never beats. The planner fails such a trial once it is older
+  than the grace period (by ``datetime_start``, which Optuna stamps with the asking host's
+  clock: hosts sharing a study should keep their clocks in step, as NTP does), so it is
+  replaced like a stale one.
 * **Names.** Optuna trial *n* of template trial ``mlp`` is the TRIAL ``mlp-t<n>`` (``mlp-t007``);
   its sampled values are the trial's ``params``, its settings the template's with them set.
 """
@@ -21,6 +24,7 @@ parameters, turned into TRIALs, told the mean over repeats.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import logging
 import os
 import warnings
@@ -141,7 +145,8 @@ class Planner:
 
     # -- budget
     def _counts(self) -> list[tuple[int, bool]]:
-        """``(number, counted)`` of every trial of the study, from one narrow query.
+        """``(number, counted)`` of every trial of the study, from one narrow query; trials that
+        never beat and are older than the grace period are failed (not counted) on the way.
 
         ``study.get_trials`` would load every trial with its params, values and attributes on
         each ask (the largest per-trial cost of a search on SQLite); the budget needs only the
@@ -150,16 +155,40 @@ class Planner:
         import sqlalchemy as sa
         from optuna.storages._rdb import models as om
 
-        T, A = om.TrialModel, om.TrialUserAttributeModel
+        T, A, H = om.TrialModel, om.TrialUserAttributeModel, om.TrialHeartbeatModel
         flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
-        query = sa.select(T.number, T.state, T.trial_id.in_(flagged)).where(
-            T.study_id == self.study._study_id
-        )
+        beaten = sa.select(H.trial_id)
+        started = T.__table__.c.datetime_start
+        query = sa.select(
+            T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), T.trial_id.in_(beaten)
+        ).where(T.study_id == self.study._study_id)
         with self.storage.engine.connect() as conn:
             rows = conn.execute(query).all()
         S = self.optuna.trial.TrialState
         live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
-        return [(number, state in live or (state == S.FAIL and bool(flag))) for number, state, flag in rows]
+        # Optuna 5 stores naive UTC (``_datetime_start_utc``), earlier versions naive local time.
+        now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+        if not hasattr(T, "_datetime_start_utc"):  # pragma: no cover - Optuna < 5
+            now = _dt.datetime.now()
+        cutoff = now - _dt.timedelta(seconds=self.storage.grace_period or 0)
+        out = []
+        for trial_id, number, state, started, flag, beat in rows:
+            if state == S.RUNNING and not beat and started is not None and started < cutoff:
+                state = self._fail_unbeaten(trial_id)
+            out.append((number, state in live or (state == S.FAIL and bool(flag))))
+        return out
+
+    def _fail_unbeaten(self, trial_id: int) -> Any:
+        """Fail a RUNNING trial that never beat (its process died between ask and the first heartbeat)."""
+        S = self.optuna.trial.TrialState
+        try:
+            if self.study._storage.set_trial_state_values(trial_id, state=S.FAIL):
+                log.warning(
+                    "study %s: trial id %s never started (its process died); replaced", self.name, trial_id
+                )
+        except self.optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
+            return self.study._storage.get_trial(trial_id).state
+        return S.FAIL
 
     def counted(self) -> int:
         """Trials that count towards ``num_trials`` now."""
