@@ -1,7 +1,8 @@
 """Executing runs in this process: :class:`_Runner` opens the levels and trackers and runs one job
 at a time, recording every outcome (failures and Ctrl-C included). Serial runs use it in the
-parent (:func:`run_serial`), parallel runs in each worker process (``workers.py``), so the
-recorded rows are the same either way.
+parent (:func:`~lightning_expman.experiment.serial.run_serial`), parallel runs in each worker
+process (``workers.py``), Ray tasks and searches likewise, so the recorded rows are the same
+either way. What a run recorded is read back through :class:`~.probe._RunProbe`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from ..enums import Level, RunStatus
 from ..masking import mask_text
 from ..progress import ProgressTracker
 from ..seeding import seed_everything
-from ..tracking.base import Tracker, TrackerManager, status_for_exception
-from .claims import ClaimOptions, GridState, _GridClaims
-from .executors import Batch, Outcome
-from .logs import _lightning_log_to, _quiet_lightning
+from ..tracking.base import TrackerManager, status_for_exception
+from .claims import ClaimOptions, _GridClaims
+from .logs import _lightning_log_to
 from .plan import _container, _Job, _trial_config, new_result
+from .probe import _db_tracker, _RunProbe
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,52 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..workspace import Environment
 
 log = logging.getLogger(__name__)
-
-
-class _RunProbe(Tracker):
-    """Listens to TRIAL_RUN events so the runner knows what was recorded, whoever opened the run.
-
-    The Lightning pipeline's logger opens and ends TRIAL_RUN itself; a custom pipeline's run is
-    opened by the runner; a run whose model fails to build never opens one. The probe tells them
-    apart and captures the recorded status, error and database id.
-    """
-
-    def __init__(self, manager: TrackerManager, on_open: Callable[[int | None], None] | None = None) -> None:
-        self.manager = manager
-        self.on_open = on_open  # workers tell the parent which row they are writing
-        self.reset()
-
-    def reset(self) -> None:
-        self.opened = False
-        self.ended = False
-        self.status: RunStatus | None = None
-        self.error: str | None = None
-        self.run_id: int | None = None
-
-    def on_create(self, level: Level, **kwargs: Any) -> None:
-        if level is Level.TRIAL_RUN:
-            self.reset()
-            self.opened = True
-            self.run_id = _db_run_id(self.manager)
-            if self.on_open is not None:
-                self.on_open(self.run_id)
-
-    def on_end(self, level: Level, **kwargs: Any) -> None:
-        if level is Level.TRIAL_RUN and self.opened:
-            self.ended = True
-            self.status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
-            self.error = kwargs.get("error")
-
-
-def _db_tracker(manager: TrackerManager) -> Any:
-    from ..tracking.db import DBTracker
-
-    return manager.get(DBTracker)
-
-
-def _db_run_id(manager: TrackerManager) -> int | None:
-    tracker = _db_tracker(manager)
-    return getattr(tracker, "trial_run_id", None)
 
 
 class _Runner:
@@ -358,36 +313,6 @@ def _close_env(env: Any) -> None:
             env.close()
         except Exception as e:  # pragma: no cover - closing log files
             log.debug("closing environment failed: %s", e)
-
-
-def run_serial(batch: Batch) -> Outcome:
-    """The ``local`` executor with one worker: the jobs this process claims, one after the other."""
-    experiment, claims = batch.experiment, batch.claims
-    runner = _Runner(experiment.spec, experiment.factory, claims=claims, on_progress=batch.on_progress)
-    interrupted = False
-    state: GridState | None = None
-    with _quiet_lightning(bool(getattr(experiment.spec.env, "verbose", False))):
-        try:
-            runner.open()
-            if runner.grid is not None and claims is not None and claims.restart:
-                runner.grid.prepare(batch.todo)
-                runner.grid.restart()
-            for job, claim in runner.jobs(batch.todo):
-                try:
-                    result = runner.run_job(job, batch.total, claim)
-                except _Interrupted as e:
-                    result, interrupted = e.result, True
-                batch.report(result)
-                if interrupted or batch.stops_after(result):
-                    break
-            if runner.grid is not None:
-                state = runner.grid.grid_state(batch.todo)
-        except KeyboardInterrupt:
-            interrupted = True  # between runs: nothing is open below TRIAL
-        finally:
-            runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
-    workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
-    return Outcome(interrupted, workdir, state)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

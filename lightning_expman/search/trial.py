@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..enums import RunStatus
 from ..experiment.plan import _Job
+from ..experiment.probe import _db_tracker
 from ..experiment.results import RunResult
-from ..experiment.runner import _db_tracker, _Interrupted
+from ..experiment.runner import _Interrupted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..experiment.runner import _Runner
