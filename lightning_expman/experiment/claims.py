@@ -133,8 +133,8 @@ class _GridClaims:
 
         The short path of :meth:`prepare` + :meth:`claimed` (a search pays it for every sampled
         trial): the trial row is created once, no run predates the unit and there is nothing to
-        wait for, so no unit states are read. Runs of dead processes are still reaped, as every
-        claimer does.
+        wait for, so no unit states are read and the unit is registered in its claim's
+        transaction. Runs of dead processes are still reaped, as every claimer does.
         """
         reap(self.manager)
         if job.trial_pos not in self.trial_ids:
@@ -142,9 +142,7 @@ class _GridClaims:
             self.trial_ids[job.trial_pos] = self.manager.get_or_create_trial(
                 self.experiment_id, trial.name, config=_trial_config(trial), tags=to_plain(trial.tags)
             ).id
-        tid = self.trial_ids[job.trial_pos]
-        self.claimer.register([(tid, job.repeat_idx)])
-        return self.claimer.claim(tid, job.repeat_idx, seed=job.seed)
+        return self.claimer.claim(self.trial_ids[job.trial_pos], job.repeat_idx, register=True, seed=job.seed)
 
     def restart(self) -> None:
         """``--no-resume --force``: hand every unit not running now back to be claimed again."""
