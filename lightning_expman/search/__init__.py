@@ -16,7 +16,7 @@ Decisions where the issue is silent:
   (status ``PRUNED``, its epochs kept) and the other repeats are not run.
 * **Failures.** A trial with a FAILED repeat is told FAIL and counts towards ``num_trials`` (so
   a broken configuration is not retried forever); an ABORTED one (Ctrl-C) and a stale one (its
-  process died: Optuna's heartbeat, :func:`optuna.storages.fail_stale_trials`) do not count and
+  process died: no Optuna heartbeat within the grace period) do not count and
   are replaced on the next run.
 * **Resume.** Running the experiment again continues the same study (one study per searched
   trial, ``<experiment>/<trial>``, in the experiment's database) up to ``num_trials``: finished

@@ -3,8 +3,8 @@ parameters, turned into TRIALs, told the mean over repeats.
 
 * **Storage.** Optuna's :class:`~optuna.storages.RDBStorage` on the experiment's database URL
   (its tables beside ours), with Optuna's heartbeats: a trial whose process died is failed by
-  :func:`optuna.storages.fail_stale_trials` (called before every ask, by any process) and
-  replaced.
+  Optuna's rule (no heartbeat within the grace period, on the database's clock; checked before
+  every ask, by any process, in the query that counts the budget) and replaced.
 * **Budget.** The study ends with exactly ``num_trials`` counted trials: COMPLETE, PRUNED,
   RUNNING and WAITING ones, and trials whose runs all failed (a broken configuration is not
   retried forever). Stale trials failed by the heartbeat check are not counted (they are
@@ -145,62 +145,65 @@ class Planner:
 
     # -- budget
     def _counts(self) -> list[tuple[int, bool]]:
-        """``(number, counted)`` of every trial of the study, from one narrow query; trials that
-        never beat and are older than the grace period are failed (not counted) on the way.
+        """``(number, counted)`` of every trial of the study, from one narrow query. Stale trials
+        are failed on the way (not counted): those whose heartbeat is older than the grace period
+        on the database's clock (Optuna's ``fail_stale_trials`` rule), and those that never beat
+        and started longer ago than that (killed between ``ask`` and the first heartbeat).
 
         ``study.get_trials`` would load every trial with its params, values and attributes on
-        each ask (the largest per-trial cost of a search on SQLite); the budget needs only the
-        states and the counted-failure flag, read from Optuna's tables directly.
+        each ask (the largest per-trial cost of a search on SQLite), and ``fail_stale_trials``
+        loads every running one again; the budget needs only states, the counted-failure flag
+        and the heartbeats, read from Optuna's tables directly.
         """
         import sqlalchemy as sa
         from optuna.storages._rdb import models as om
 
         T, A, H = om.TrialModel, om.TrialUserAttributeModel, om.TrialHeartbeatModel
         flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
-        beaten = sa.select(H.trial_id)
+        beat = sa.select(H.heartbeat).where(H.trial_id == T.trial_id).scalar_subquery()
         started = T.__table__.c.datetime_start
-        query = sa.select(
-            T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), T.trial_id.in_(beaten)
-        ).where(T.study_id == self.study._study_id)
+        query = sa.select(T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat).where(
+            T.study_id == self.study._study_id
+        )
         with self.storage.engine.connect() as conn:
+            db_now = conn.execute(sa.select(sa.func.now())).scalar()
             rows = conn.execute(query).all()
         S = self.optuna.trial.TrialState
         live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
-        # Optuna 5 stores naive UTC (``_datetime_start_utc``), earlier versions naive local time.
+        grace = _dt.timedelta(seconds=self.storage.grace_period or 0)
+        # Optuna 5 stores datetime_start as naive UTC (``_datetime_start_utc``), earlier versions
+        # as naive local time, both from the asking host's clock.
         now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
         if not hasattr(T, "_datetime_start_utc"):  # pragma: no cover - Optuna < 5
             now = _dt.datetime.now()
-        cutoff = now - _dt.timedelta(seconds=self.storage.grace_period or 0)
+        db_now = _naive(db_now)
         out = []
-        for trial_id, number, state, started, flag, beat in rows:
-            if state == S.RUNNING and not beat and started is not None and started < cutoff:
-                state = self._fail_unbeaten(trial_id)
+        for trial_id, number, state, start, flag, beaten in rows:
+            if state == S.RUNNING and (
+                (beaten is None and start is not None and now - start > grace)
+                or (beaten is not None and db_now is not None and db_now - _naive(beaten) > grace)
+            ):
+                state = self._fail_stale(trial_id, never_beat=beaten is None)
             out.append((number, state in live or (state == S.FAIL and bool(flag))))
         return out
 
-    def _fail_unbeaten(self, trial_id: int) -> Any:
-        """Fail a RUNNING trial that never beat (its process died between ask and the first heartbeat)."""
+    def _fail_stale(self, trial_id: int, never_beat: bool) -> Any:
+        """Fail a RUNNING trial whose process died; returns its state now."""
         S = self.optuna.trial.TrialState
         try:
             if self.study._storage.set_trial_state_values(trial_id, state=S.FAIL):
-                log.warning(
-                    "study %s: trial id %s never started (its process died); replaced", self.name, trial_id
-                )
+                why = "never started" if never_beat else "stopped beating"
+                log.warning("study %s: trial id %s %s (its process died); replaced", self.name, trial_id, why)
         except self.optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
             return self.study._storage.get_trial(trial_id).state
         return S.FAIL
 
     def counted(self) -> int:
-        """Trials that count towards ``num_trials`` now."""
+        """Trials that count towards ``num_trials`` now (stale ones failed first)."""
         return sum(1 for _, counted in self._counts() if counted)
-
-    def fail_stale(self) -> None:
-        """Fail trials whose process stopped beating (Optuna's own check, on the database)."""
-        self.optuna.storages.fail_stale_trials(self.study)
 
     def ask(self) -> optuna.Trial | None:
         """The next trial, or ``None`` when the budget is used up (by anyone)."""
-        self.fail_stale()
         seen = self._counts()
         if sum(1 for _, counted in seen if counted) >= self.search.num_trials:
             return None
@@ -291,3 +294,10 @@ class Planner:
             if state == "failed":
                 trial.set_user_attr(COUNTED_FAILURE, True)
             self.study.tell(trial, state=S.FAIL)
+
+
+def _naive(value: Any) -> Any:
+    """A database timestamp without its time zone (PostgreSQL's ``now()`` has one; Optuna's columns not)."""
+    if isinstance(value, str):  # pragma: no cover - a driver that returns text
+        value = _dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None) if isinstance(value, _dt.datetime) else value
