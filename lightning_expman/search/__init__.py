@@ -24,8 +24,9 @@ Decisions where the issue is silent:
   ``--force``, as for grids).
 * **A new study** needs a new experiment name: ``--no-resume --force`` re-runs the grid trials
   but the study continues (Optuna cannot empty a study; its finished trials are results).
-* **DDP.** The pruning callback reports from global rank zero and broadcasts the decision; the
-  planner itself runs in the launching process (tested on CPU without DDP only).
+* **DDP.** The pruning callback reports from global rank zero and broadcasts the decision, so
+  every rank stops at the same epoch (tested with ``ddp``, 2 CPU processes); the planner itself
+  runs in the launching process.
 * **Workers / processes / Ray.** Each process (``--workers N`` spawns N) is an independent
   planner on the shared study; with ``--executor ray`` the driver plans and each sampled trial
   runs as a Ray task (:mod:`.ray`). The budget is exact across any mix of them (see
@@ -83,20 +84,24 @@ def run_searches(
     planners = [Planner(spec, template, search, db_url, stale_after) for template, search in spec.searches]
     claims = ClaimOptions(stale_after)
     first = len(summary.results)
-    if executor == "ray":
-        from .ray import search_ray
+    try:
+        if executor == "ray":
+            from .ray import search_ray
 
-        results, interrupted, workdir = search_ray(
-            experiment, planners, claims, on_result, fail_fast, first, address
-        )
-    elif workers > 1:
-        results, interrupted, workdir = search_parallel(
-            spec, experiment.factory, claims, on_result, fail_fast, workers, first
-        )
-    else:
-        results, interrupted, workdir = search_loop(
-            spec, experiment.factory, claims, on_result, fail_fast, first, planners
-        )
+            results, interrupted, workdir = search_ray(
+                experiment, planners, claims, on_result, fail_fast, first, address
+            )
+        elif workers > 1:
+            results, interrupted, workdir = search_parallel(
+                spec, experiment.factory, claims, on_result, fail_fast, workers, first
+            )
+        else:
+            results, interrupted, workdir = search_loop(
+                spec, experiment.factory, claims, on_result, fail_fast, first, planners
+            )
+    finally:
+        for planner in planners:
+            planner.close()
     if not results and not summary.results and interrupted:
         raise ConfigError("interrupted before the search started")
     return dataclasses.replace(

@@ -65,15 +65,17 @@ class _Loop:
 
         runner = self.runner
         db_url = _db_url(self.spec)
+        own: list[Planner] = []  # built here (a worker process): closed here
         with _quiet_lightning(bool(getattr(self.spec.env, "verbose", False))):
             status = RunStatus.COMPLETED
             try:
                 runner.open()
-                planners = self.planners or [
-                    Planner(self.spec, template, search, db_url, self.claims.stale_after)
-                    for template, search in self.spec.searches
-                ]
-                for planner in planners:
+                if self.planners is None:
+                    own = [
+                        Planner(self.spec, template, search, db_url, self.claims.stale_after)
+                        for template, search in self.spec.searches
+                    ]
+                for planner in self.planners or own:
                     while not self.interrupted and not (self.fail_fast and self.failed):
                         trial = planner.ask()
                         if trial is None:
@@ -85,6 +87,8 @@ class _Loop:
                 if self.interrupted:
                     status = RunStatus.ABORTED
                 runner.close(status)
+                for planner in own:
+                    planner.close()
 
     def _trial(self, planner: Planner, trial: Any) -> None:
         from .trial import run_trial

@@ -27,6 +27,7 @@ import contextlib
 import datetime as _dt
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,7 @@ class Planner:
         pruner = build_pruner(search, f"{where}.pruner")
         self.storage = _storage(db_url, stale_after)
         self.study = self._study(sampler, pruner)
+        self._beats = _Beats(self.storage)
 
     def _study(self, sampler: Any, pruner: Any) -> optuna.Study:
         for attempt in range(3):  # create_study(load_if_exists) races only on the very first call
@@ -221,11 +223,16 @@ class Planner:
 
     @contextlib.contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
-        """Optuna's heartbeat thread for ``trial`` while its runs execute."""
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
-        with get_heartbeat_thread(trial._trial_id, self.storage):
+        """Optuna heartbeats for ``trial`` while its runs execute (the first was written by :meth:`ask`)."""
+        self._beats.add(trial._trial_id)
+        try:
             yield
+        finally:
+            self._beats.discard(trial._trial_id)
+
+    def close(self) -> None:
+        """Stop the heartbeat thread (idempotent; a planner is not used after this)."""
+        self._beats.close()
 
     # -- trials
     def trial_name(self, number: int) -> str:
@@ -301,3 +308,48 @@ def _naive(value: Any) -> Any:
     if isinstance(value, str):  # pragma: no cover - a driver that returns text
         value = _dt.datetime.fromisoformat(value)
     return value.replace(tzinfo=None) if isinstance(value, _dt.datetime) else value
+
+
+class _Beats:
+    """One heartbeat thread per planner, beating every trial it runs now.
+
+    Optuna's ``HeartbeatThread`` starts (and joins) a thread per trial and writes a beat at once;
+    :meth:`Planner.ask` has written the first beat already, so one long-lived thread that beats
+    the current trials every interval (well inside the grace period of two intervals) does the
+    same for one write and no thread start per trial.
+    """
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.trials: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.add(trial_id)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="expman-optuna-heartbeat", daemon=True)
+                self.thread.start()
+
+    def discard(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.discard(trial_id)
+
+    def _run(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while not self.stop.wait(interval):
+            with self.lock:
+                trials = sorted(self.trials)
+            for trial_id in trials:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as e:  # a lost beat is retried next interval; the grace period is two
+                    log.warning("Optuna heartbeat of trial id %s failed: %s", trial_id, e)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None

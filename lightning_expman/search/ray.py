@@ -193,4 +193,5 @@ def _trial_task(
             outcome = run_trial(runner, planner, trial, first_index=first_index, total=total)
         finally:
             runner.close(RunStatus.ABORTED if outcome.interrupted else RunStatus.COMPLETED)
+            planner.close()
     return outcome
