@@ -100,6 +100,7 @@ class _GridClaims:
         self.trial_ids: dict[int, int] = {}  # trial position -> trial id
         self.continue_runs = continue_runs
         self.continue_from: dict[int, str] = {}  # continued run id -> its last checkpoint
+        self._next_reap = 0.0  # claim_new: when it reaps next (time.monotonic)
 
     @property
     def started(self) -> _dt.datetime:
@@ -134,9 +135,12 @@ class _GridClaims:
         The short path of :meth:`prepare` + :meth:`claimed` (a search pays it for every sampled
         trial): the trial row is created once, no run predates the unit and there is nothing to
         wait for, so no unit states are read and the unit is registered in its claim's
-        transaction. Runs of dead processes are still reaped, as every claimer does.
+        transaction. Runs of dead processes are still reaped, as every claimer does, at most
+        once per heartbeat interval (nothing here waits for them: their units are not retried).
         """
-        reap(self.manager)
+        if time.monotonic() >= self._next_reap:
+            reap(self.manager)
+            self._next_reap = time.monotonic() + heartbeat_interval(self.claimer.stale_after)
         if job.trial_pos not in self.trial_ids:
             trial = self.spec.trials[job.trial_pos]
             self.trial_ids[job.trial_pos] = self.manager.get_or_create_trial(
