@@ -128,7 +128,7 @@ class _GridClaims:
         units = [(self.trial_ids[j.trial_pos], j.repeat_idx) for j in jobs]
         self.claimer.register(units, latest)
 
-    def claim_new(self, job: _Job) -> Claim | None:
+    def claim_new(self, job: _Job, trial_id: int | None = None) -> Claim | None:
         """Claim ``job``'s unit of a trial that no other process runs (a sampled search trial:
         its Optuna trial number is this process's alone). ``None``: the unit is done or taken.
 
@@ -141,6 +141,8 @@ class _GridClaims:
         if time.monotonic() >= self._next_reap:
             reap(self.manager)
             self._next_reap = time.monotonic() + heartbeat_interval(self.claimer.stale_after)
+        if trial_id is not None:  # the trial's row exists already (the runner opened its level)
+            self.trial_ids[job.trial_pos] = trial_id
         if job.trial_pos not in self.trial_ids:
             trial = self.spec.trials[job.trial_pos]
             self.trial_ids[job.trial_pos] = self.manager.get_or_create_trial(

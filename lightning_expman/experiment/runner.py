@@ -136,6 +136,13 @@ class _Runner:
         self._trial_pos, self._trial_env = trial_pos, trial_env
         return trial_env
 
+    def open_trial(self, trial_pos: int) -> int | None:
+        """Open trial ``trial_pos``'s level now (if not open) and return its database id (``None``
+        without a db tracker): a caller that claims the trial's runs itself needs no second
+        get-or-create of the trial row (:meth:`_GridClaims.claim_new`)."""
+        self._enter_trial(trial_pos)
+        return getattr(_db_tracker(self.manager), "trial_id", None) if self.manager is not None else None
+
     def _leave_trial(self, status: RunStatus = RunStatus.COMPLETED) -> None:
         if self._trial_env is None:
             return

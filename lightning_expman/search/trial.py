@@ -131,7 +131,7 @@ def _run(runner: _Runner, job: _Job, total: int, out: TrialOutcome) -> RunResult
     """Claim and run one repeat (``None``: the unit is taken, which a fresh trial never is)."""
     claim = None
     if runner.grid is not None:
-        claim = runner.grid.claim_new(job)
+        claim = runner.grid.claim_new(job, trial_id=runner.open_trial(job.trial_pos))
         if claim is None:
             return None
     try:
