@@ -176,3 +176,42 @@ def test_ctrl_c_on_the_driver_cancels_the_tasks_and_records_them_aborted(two_nod
     assert proc.returncode == 130, err
     rows = _runs(mysql_url)
     assert rows and {r[3] for r in rows} == {"ABORTED"}  # nothing left RUNNING, nothing else claimed
+
+
+def test_a_search_on_two_nodes_beside_a_local_process_runs_exactly_num_trials(
+    two_nodes, postgres_url, tmp_path
+):
+    optuna = pytest.importorskip("optuna")
+    from lightning_expman.search.planner import optuna_url
+
+    search = {
+        "num_trials": 5,
+        "sampler": "random",
+        "pruner": {"type": "median", "n_startup_trials": 1},
+        "space": {"model.init_args.lr": {"low": 0.01, "high": 0.5, "log": True}},
+    }
+    cfg = write_config(tmp_path, [{"name": "s", "id": 1, "repeat": 2, "search": search}], settings=TINY)
+    ray_driver = _driver(cfg, postgres_url, two_nodes.address, tmp_path)
+    local = subprocess.Popen(
+        [str(EXPMAN), "run", str(cfg), "--db", postgres_url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    outputs = [p.communicate(timeout=600) for p in (ray_driver, local)]
+    assert (ray_driver.returncode, local.returncode) == (0, 0), outputs
+    trials = optuna.load_study(study_name="exp/s", storage=optuna_url(postgres_url)).trials
+    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(counted) == 5 and all(t.state.name == "FAIL" for t in trials if t not in counted)
+    db = DatabaseManager(postgres_url)
+    try:
+        TR, T = m.TrialRun, m.Trial
+        rows = list(TR.select(T.name, TR.repeat_idx, TR.status, TR.pid).join(T).tuples().execute(db.database))
+    finally:
+        db.close()
+    names = {f"s-t{t.number:03d}" for t in counted}
+    assert {r[0] for r in rows} == names and len({(r[0], r[1]) for r in rows}) == len(rows)  # each unit once
+    assert {r[2] for r in rows} <= {"COMPLETED", "PRUNED"}
+    assert {r[3] for r in rows} - {ray_driver.pid, local.pid}  # some trials ran in Ray tasks

@@ -312,3 +312,34 @@ def test_mlflow_shows_the_search_trials_and_their_repeats(tmp_path: Path) -> Non
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(p.data.tags["expman.trial"] for p in parents.values()) == ["s-t000", "s-t001"]
     assert len(children) == 4 and {c.data.tags["mlflow.parentRunId"] for c in children} == set(parents)
+
+
+KILL_AFTER_ASK = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from lightning_expman import Experiment
+from lightning_expman.search.execute import _db_url
+from lightning_expman.search.planner import Planner
+
+spec = Experiment.create({cfg!r}).spec
+template, search = spec.searches[0]
+planner = Planner(spec, template, search, _db_url(spec), 2.0)
+planner.study.ask(planner.distributions)  # Optuna's ask, then killed before the first heartbeat
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_between_ask_and_its_first_heartbeat_is_replaced(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, _search_trials(3))
+    url = f"sqlite:///{tmp_path / 'expman.db'}"
+    code = KILL_AFTER_ASK.format(repo=str(REPO), cfg=str(cfg))
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (orphan,) = _study(url, "exp/s").trials
+    assert orphan.state.name == "RUNNING"
+    time.sleep(2.5)  # past the grace period (2 s with stale_after 2)
+    assert Experiment.create(cfg).run(stale_after=2).exit_code == 0
+    trials = _study(url, "exp/s").trials
+    assert [t.state.name for t in trials if t.number != orphan.number].count("COMPLETE") == 3
+    assert trials[orphan.number].state.name == "FAIL" and not trials[orphan.number].user_attrs
+    assert len(_runs(url)) == 3

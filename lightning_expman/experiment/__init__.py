@@ -56,7 +56,9 @@ Layout:
 * ``plan.py``: the grid as picklable jobs, plain configs, the database URL;
 * ``ledger.py``: what the database holds already (resume, refusals);
 * ``claims.py``: the grid's units registered, claimed and leased (coordination between processes);
-* ``runner.py``: executing runs in this process (serial, and inside each worker), signals;
+* ``runner.py``: executing one run at a time in this process (the parent, each worker, each Ray
+  task), signals; ``probe.py``: what the trackers recorded of the run; ``serial.py``: the
+  ``local`` executor with one worker;
 * ``workers.py``: parallel runs in spawned worker processes;
 * ``executors.py``: the executor seam (:class:`Batch` in, :class:`Outcome` out; ``local`` and ``ray``);
 * ``ray_executor.py``: runs as Ray tasks on a cluster (``executor="ray"``);
@@ -289,5 +291,7 @@ class Experiment:
                     fail_fast=fail_fast,
                     stale_after=stale_after,
                     on_result=on_result,
+                    executor=executor,
+                    address=address,
                 )
         return summary

@@ -19,7 +19,7 @@ from ..config._util import to_plain
 from ..continuation import ContinuePlan, plan_continue, run_folder, set_aside
 from ..coordination import Claim, Claimer, Lease, UnitState, heartbeat_interval, reap
 from ..enums import RunStatus
-from .plan import _container, _Job
+from .plan import _container, _Job, _trial_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
@@ -100,6 +100,7 @@ class _GridClaims:
         self.trial_ids: dict[int, int] = {}  # trial position -> trial id
         self.continue_runs = continue_runs
         self.continue_from: dict[int, str] = {}  # continued run id -> its last checkpoint
+        self._next_reap = 0.0  # claim_new: when it reaps next (time.monotonic)
 
     @property
     def started(self) -> _dt.datetime:
@@ -112,7 +113,7 @@ class _GridClaims:
         for pos in sorted({job.trial_pos for job in jobs}):
             trial = self.spec.trials[pos]
             self.trial_ids[pos] = self.manager.get_or_create_trial(
-                self.experiment_id, trial.name, config=_container(trial.settings), tags=to_plain(trial.tags)
+                self.experiment_id, trial.name, config=_trial_config(trial), tags=to_plain(trial.tags)
             ).id
         # A unit recorded before claims existed (release 1) starts from its latest run.
         TR = m.TrialRun
@@ -126,6 +127,28 @@ class _GridClaims:
         )
         units = [(self.trial_ids[j.trial_pos], j.repeat_idx) for j in jobs]
         self.claimer.register(units, latest)
+
+    def claim_new(self, job: _Job, trial_id: int | None = None) -> Claim | None:
+        """Claim ``job``'s unit of a trial that no other process runs (a sampled search trial:
+        its Optuna trial number is this process's alone). ``None``: the unit is done or taken.
+
+        The short path of :meth:`prepare` + :meth:`claimed` (a search pays it for every sampled
+        trial): the trial row is created once, no run predates the unit and there is nothing to
+        wait for, so no unit states are read and the unit is registered in its claim's
+        transaction. Runs of dead processes are still reaped, as every claimer does, at most
+        once per heartbeat interval (nothing here waits for them: their units are not retried).
+        """
+        if time.monotonic() >= self._next_reap:
+            reap(self.manager)
+            self._next_reap = time.monotonic() + heartbeat_interval(self.claimer.stale_after)
+        if trial_id is not None:  # the trial's row exists already (the runner opened its level)
+            self.trial_ids[job.trial_pos] = trial_id
+        if job.trial_pos not in self.trial_ids:
+            trial = self.spec.trials[job.trial_pos]
+            self.trial_ids[job.trial_pos] = self.manager.get_or_create_trial(
+                self.experiment_id, trial.name, config=_trial_config(trial), tags=to_plain(trial.tags)
+            ).id
+        return self.claimer.claim(self.trial_ids[job.trial_pos], job.repeat_idx, register=True, seed=job.seed)
 
     def restart(self) -> None:
         """``--no-resume --force``: hand every unit not running now back to be claimed again."""

@@ -8,7 +8,7 @@ processes and hosts on one database splits the grid exactly), reports each resul
 ========== =============================================================== ======================
 name       where                                                           module
 ========== =============================================================== ======================
-``local``  this process (``workers=1``) or ``workers`` spawned processes   ``runner``, ``workers``
+``local``  this process (``workers=1``) or ``workers`` spawned processes   ``serial``, ``workers``
 ``ray``    one Ray task per run, with the run's ``settings.resources``     ``ray_executor``
 ========== =============================================================== ======================
 
@@ -111,7 +111,7 @@ def executor(name: str, *, workers: int = 1, address: str | None = None) -> Exec
             from .workers import run_parallel
 
             return run_parallel
-        from .runner import run_serial
+        from .serial import run_serial
 
         return run_serial
     raise ConfigError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}", key="executor")

@@ -10,7 +10,7 @@ from ..config._util import to_plain
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import ExperimentSpec
+    from ..config import ExperimentSpec, TrialSpec
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,15 @@ def _container(cfg: Any) -> Any:
     from ..masking import mask_secrets
 
     return mask_secrets(to_plain(cfg))
+
+
+def _trial_config(trial: TrialSpec) -> dict[str, Any]:
+    """The trial's settings as stored: plain, resolved, secrets masked.
+
+    From the trial's plain data: building its ``DictConfig`` only to turn it back into a dict
+    cost a few milliseconds per trial, paid by every searched trial.
+    """
+    return trial.to_container()["settings"]
 
 
 def _masked(url: str | None) -> str | None:

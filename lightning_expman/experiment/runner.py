@@ -1,7 +1,8 @@
 """Executing runs in this process: :class:`_Runner` opens the levels and trackers and runs one job
 at a time, recording every outcome (failures and Ctrl-C included). Serial runs use it in the
-parent (:func:`run_serial`), parallel runs in each worker process (``workers.py``), so the
-recorded rows are the same either way.
+parent (:func:`~lightning_expman.experiment.serial.run_serial`), parallel runs in each worker
+process (``workers.py``), Ray tasks and searches likewise, so the recorded rows are the same
+either way. What a run recorded is read back through :class:`~.probe._RunProbe`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from ..enums import Level, RunStatus
 from ..masking import mask_text
 from ..progress import ProgressTracker
 from ..seeding import seed_everything
-from ..tracking.base import Tracker, TrackerManager, status_for_exception
-from .claims import ClaimOptions, GridState, _GridClaims
-from .executors import Batch, Outcome
-from .logs import _lightning_log_to, _quiet_lightning
-from .plan import _container, _Job, new_result
+from ..tracking.base import TrackerManager, status_for_exception
+from .claims import ClaimOptions, _GridClaims
+from .logs import _lightning_log_to
+from .plan import _container, _Job, _trial_config, new_result
+from .probe import _db_tracker, _RunProbe
 from .results import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,52 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..workspace import Environment
 
 log = logging.getLogger(__name__)
-
-
-class _RunProbe(Tracker):
-    """Listens to TRIAL_RUN events so the runner knows what was recorded, whoever opened the run.
-
-    The Lightning pipeline's logger opens and ends TRIAL_RUN itself; a custom pipeline's run is
-    opened by the runner; a run whose model fails to build never opens one. The probe tells them
-    apart and captures the recorded status, error and database id.
-    """
-
-    def __init__(self, manager: TrackerManager, on_open: Callable[[int | None], None] | None = None) -> None:
-        self.manager = manager
-        self.on_open = on_open  # workers tell the parent which row they are writing
-        self.reset()
-
-    def reset(self) -> None:
-        self.opened = False
-        self.ended = False
-        self.status: RunStatus | None = None
-        self.error: str | None = None
-        self.run_id: int | None = None
-
-    def on_create(self, level: Level, **kwargs: Any) -> None:
-        if level is Level.TRIAL_RUN:
-            self.reset()
-            self.opened = True
-            self.run_id = _db_run_id(self.manager)
-            if self.on_open is not None:
-                self.on_open(self.run_id)
-
-    def on_end(self, level: Level, **kwargs: Any) -> None:
-        if level is Level.TRIAL_RUN and self.opened:
-            self.ended = True
-            self.status = RunStatus.parse(kwargs.get("status") or RunStatus.COMPLETED)
-            self.error = kwargs.get("error")
-
-
-def _db_tracker(manager: TrackerManager) -> Any:
-    from ..tracking.db import DBTracker
-
-    return manager.get(DBTracker)
-
-
-def _db_run_id(manager: TrackerManager) -> int | None:
-    tracker = _db_tracker(manager)
-    return getattr(tracker, "trial_run_id", None)
 
 
 class _Runner:
@@ -173,13 +128,20 @@ class _Runner:
         self.manager.on_create(
             Level.TRIAL,
             name=trial.name,
-            config=_container(trial.settings),
+            config=_trial_config(trial),
             tags=to_plain(trial.tags),
             workdir=str(trial_env.workdir),
         )
         self.manager.on_start(Level.TRIAL)
         self._trial_pos, self._trial_env = trial_pos, trial_env
         return trial_env
+
+    def open_trial(self, trial_pos: int) -> int | None:
+        """Open trial ``trial_pos``'s level now (if not open) and return its database id (``None``
+        without a db tracker): a caller that claims the trial's runs itself needs no second
+        get-or-create of the trial row (:meth:`_GridClaims.claim_new`)."""
+        self._enter_trial(trial_pos)
+        return getattr(_db_tracker(self.manager), "trial_id", None) if self.manager is not None else None
 
     def _leave_trial(self, status: RunStatus = RunStatus.COMPLETED) -> None:
         if self._trial_env is None:
@@ -217,6 +179,8 @@ class _Runner:
                 lease.stop()
 
     def _run_job(self, job: _Job, total: int, claim: Claim | None) -> RunResult:
+        from omegaconf import OmegaConf
+
         trial = self.spec.trials[job.trial_pos]
         result = new_result(self.spec, job, total)
         if self.progress is not None and self.on_progress is not None:
@@ -234,12 +198,14 @@ class _Runner:
             trial_env = self._enter_trial(job.trial_pos)
             run_env = trial_env.create_child(f"run_{job.repeat_idx}")
             # The run's own settings: seed = the run's seed, and every ${seed} follows it.
-            config = trial.run_settings(job.seed)
-            run_env.save_config(config)
+            # Saved and stored from the plain dict: converting the DictConfig back costs more.
+            data = trial.run_settings_data(job.seed)
+            run_env.save_config(data)
+            config = OmegaConf.create(data)
             run_info = {
                 "repeat_idx": job.repeat_idx,
                 "seed": job.seed,
-                "config": _container(config),
+                "config": _container(data),
                 # The logger / collect_context add versions, host, git commit and argv to this.
                 "context": {"config_dir": str(self.spec.source_dir), "params": result.params},
                 "tags": to_plain(trial.tags),
@@ -354,36 +320,6 @@ def _close_env(env: Any) -> None:
             env.close()
         except Exception as e:  # pragma: no cover - closing log files
             log.debug("closing environment failed: %s", e)
-
-
-def run_serial(batch: Batch) -> Outcome:
-    """The ``local`` executor with one worker: the jobs this process claims, one after the other."""
-    experiment, claims = batch.experiment, batch.claims
-    runner = _Runner(experiment.spec, experiment.factory, claims=claims, on_progress=batch.on_progress)
-    interrupted = False
-    state: GridState | None = None
-    with _quiet_lightning(bool(getattr(experiment.spec.env, "verbose", False))):
-        try:
-            runner.open()
-            if runner.grid is not None and claims is not None and claims.restart:
-                runner.grid.prepare(batch.todo)
-                runner.grid.restart()
-            for job, claim in runner.jobs(batch.todo):
-                try:
-                    result = runner.run_job(job, batch.total, claim)
-                except _Interrupted as e:
-                    result, interrupted = e.result, True
-                batch.report(result)
-                if interrupted or batch.stops_after(result):
-                    break
-            if runner.grid is not None:
-                state = runner.grid.grid_state(batch.todo)
-        except KeyboardInterrupt:
-            interrupted = True  # between runs: nothing is open below TRIAL
-        finally:
-            runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
-    workdir = str(runner.exp_env.workdir) if runner.exp_env is not None else ""
-    return Outcome(interrupted, workdir, state)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -43,8 +43,9 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The commit checked out in the repository containing ``cwd`` (default: the working directory).
 
     Reads ``.git/HEAD`` (and the ref it names) directly: that costs microseconds where spawning
-    ``git rev-parse HEAD`` costs ~10 ms per fit; git itself is asked only for layouts the direct
-    read does not handle (worktrees, submodules, unusual refs). Returns ``None`` quietly outside a
+    ``git rev-parse HEAD`` costs ~10 ms per fit (worktrees and submodules too, through their
+    ``gitdir:`` pointer); git itself is asked only for layouts the direct read does not handle
+    (unusual refs). Returns ``None`` quietly outside a
     repository or without git: the context is a convenience and must never fail a fit.
     """
     start = Path(cwd or os.getcwd()).resolve()
@@ -53,21 +54,39 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
         if git.is_dir():
             commit = _read_head(git)
             return commit if commit is not None else _rev_parse(folder)
-        if git.exists():  # a file: worktree or submodule pointer
-            return _rev_parse(folder)
+        if git.exists():  # a file: worktree or submodule pointer ("gitdir: <path>")
+            commit = _read_pointer(folder, git)
+            return commit if commit is not None else _rev_parse(folder)
     return None
 
 
-def _read_head(git: Path) -> str | None:
+def _read_pointer(folder: Path, pointer: Path) -> str | None:
+    """HEAD of a worktree / submodule: its own git dir holds HEAD, the common dir the branches."""
+    try:
+        text = pointer.read_text(encoding="utf-8").strip()
+        if not text.startswith("gitdir:"):
+            return None
+        gitdir = (folder / text[len("gitdir:") :].strip()).resolve()
+        common = gitdir / "commondir"
+        shared = (
+            (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir
+        )
+    except OSError:
+        return None
+    return _read_head(gitdir, shared)
+
+
+def _read_head(git: Path, refs: Path | None = None) -> str | None:
+    refs = refs or git
     try:
         head = (git / "HEAD").read_text(encoding="utf-8").strip()
         if not head.startswith("ref:"):
             return head if len(head) == 40 else None
         ref = head[4:].strip()
-        loose = git / ref
+        loose = refs / ref
         if loose.is_file():
             return loose.read_text(encoding="utf-8").strip() or None
-        packed = git / "packed-refs"
+        packed = refs / "packed-refs"
         if packed.is_file():
             for line in packed.read_text(encoding="utf-8").splitlines():
                 sha, _, name = line.partition(" ")

@@ -370,9 +370,14 @@ class RunLifecycle(SpawnHandoff):
 
 
 def _fit_outcome(trainer: pl.Trainer) -> tuple[RunStatus, str | None, int | None]:
-    """COMPLETED, or STOPPED with the stop epoch when a callback asked the trainer to stop."""
+    """COMPLETED, or STOPPED (PRUNED for a search's pruning callback) with the stop epoch when a
+    callback asked the trainer to stop."""
     if not trainer.should_stop:
         return RunStatus.COMPLETED, None, None
+    # A search's pruning callback stopped it (on every rank: the decision is broadcast).
+    pruned = [cb.pruned_epoch for cb in trainer.callbacks if getattr(cb, "pruned_epoch", None) is not None]
+    if pruned:
+        return RunStatus.PRUNED, None, pruned[0]
     stopped = [
         cb.stopped_epoch
         for cb in trainer.callbacks

@@ -10,12 +10,13 @@ Decisions where the issue is silent:
 
 * **Objective.** Each repeat contributes its *best* epoch value of ``metric`` (what a checkpoint
   keeps; ``objective: last`` takes the final epoch instead); Optuna is told the mean over the
-  repeats, and each repeat's value is kept in the trial's user attribute ``expman_repeat_values``.
+  repeats; with several repeats each one's value is kept in the trial's user attribute
+  ``expman_repeat_values``.
 * **Pruning** (:mod:`.pruning`): repeat 1 reports per epoch; a pruned repeat 1 prunes the trial
   (status ``PRUNED``, its epochs kept) and the other repeats are not run.
 * **Failures.** A trial with a FAILED repeat is told FAIL and counts towards ``num_trials`` (so
   a broken configuration is not retried forever); an ABORTED one (Ctrl-C) and a stale one (its
-  process died: Optuna's heartbeat, :func:`optuna.storages.fail_stale_trials`) do not count and
+  process died: no Optuna heartbeat within the grace period) do not count and
   are replaced on the next run.
 * **Resume.** Running the experiment again continues the same study (one study per searched
   trial, ``<experiment>/<trial>``, in the experiment's database) up to ``num_trials``: finished
@@ -23,15 +24,20 @@ Decisions where the issue is silent:
   ``--force``, as for grids).
 * **A new study** needs a new experiment name: ``--no-resume --force`` re-runs the grid trials
   but the study continues (Optuna cannot empty a study; its finished trials are results).
-* **DDP.** The pruning callback reports from global rank zero and broadcasts the decision; the
-  planner itself runs in the launching process (tested on CPU without DDP only).
-* **Workers / processes.** Each process (``--workers N`` spawns N) is an independent planner on
-  the shared study; the budget is exact across any number of them (see :mod:`.planner`).
+* **DDP.** The pruning callback reports from global rank zero and broadcasts the decision, so
+  every rank stops at the same epoch (tested with ``ddp``, 2 CPU processes); the planner itself
+  runs in the launching process.
+* **Workers / processes / Ray.** Each process (``--workers N`` spawns N) is an independent
+  planner on the shared study; with ``--executor ray`` the driver plans and each sampled trial
+  runs as a Ray task (:mod:`.ray`). The budget is exact across any mix of them (see
+  :mod:`.planner`).
 * **Grid trials beside searches** run first, as usual; then the searches.
 
 Layout: ``space.py`` (distributions, sampler, pruner), ``planner.py`` (the study, ask/tell,
-budget, trial names), ``pruning.py`` (the Lightning callback), ``execute.py`` (the loop, in this
-process or in workers); the report's charts are in :mod:`lightning_expman.report.search`.
+budget, trial names), ``pruning.py`` (the Lightning callback), ``trial.py`` (one sampled
+trial's repeats, in any process), ``execute.py`` (the loop, in this process or in workers),
+``ray.py`` (the Ray driver and task); the report's charts are in
+:mod:`lightning_expman.report.search`.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ def run_searches(
     fail_fast: bool,
     stale_after: float,
     on_result: Callable[[RunResult], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> ExperimentSummary:
     """Run the experiment's searches after its grid trials; the summary gains their runs.
 
@@ -76,14 +84,24 @@ def run_searches(
     planners = [Planner(spec, template, search, db_url, stale_after) for template, search in spec.searches]
     claims = ClaimOptions(stale_after)
     first = len(summary.results)
-    if workers > 1:
-        results, interrupted, workdir = search_parallel(
-            spec, experiment.factory, claims, on_result, fail_fast, workers, first
-        )
-    else:
-        results, interrupted, workdir = search_loop(
-            spec, experiment.factory, claims, on_result, fail_fast, first, planners
-        )
+    try:
+        if executor == "ray":
+            from .ray import search_ray
+
+            results, interrupted, workdir = search_ray(
+                experiment, planners, claims, on_result, fail_fast, first, address
+            )
+        elif workers > 1:
+            results, interrupted, workdir = search_parallel(
+                spec, experiment.factory, claims, on_result, fail_fast, workers, first
+            )
+        else:
+            results, interrupted, workdir = search_loop(
+                spec, experiment.factory, claims, on_result, fail_fast, first, planners
+            )
+    finally:
+        for planner in planners:
+            planner.close()
     if not results and not summary.results and interrupted:
         raise ConfigError("interrupted before the search started")
     return dataclasses.replace(

@@ -8,7 +8,6 @@ leased; only the planning is new here.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import multiprocessing as mp
@@ -21,9 +20,8 @@ from ..enums import RunStatus
 from ..errors import ConfigError
 from ..experiment.claims import ClaimOptions
 from ..experiment.logs import _quiet_lightning
-from ..experiment.plan import _Job
 from ..experiment.results import RunResult
-from ..experiment.runner import _db_tracker, _Interrupted, _Runner
+from ..experiment.runner import _Runner
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import ExperimentSpec
@@ -32,32 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["search_loop", "search_parallel"]
 
 log = logging.getLogger(__name__)
-
-_OK = (RunStatus.COMPLETED, RunStatus.STOPPED)
-
-
-def _run_values(manager: Any, run_id: int, planner: Planner) -> list[float] | str:
-    """The run's objective value per metric (best or last epoch), or why there is none."""
-    from ..db import models as m
-
-    EM, M = m.EpochMetric, m.MetricRecord
-    out = []
-    for metric, direction in zip(planner.search.metrics, planner.search.directions):
-        q = (
-            EM.select(EM.epoch_idx, M.total_val)
-            .join(M, on=(EM.metric == M.id))
-            .where((EM.trial_run == run_id) & (M.type == metric))
-            .order_by(EM.epoch_idx)
-            .tuples()
-        )
-        values = [float(v) for _, v in q.execute(manager.database) if v is not None]
-        if not values:
-            return f"metric {metric!r} was not logged per epoch by run {run_id}"
-        if planner.search.objective == "last":
-            out.append(values[-1])
-        else:
-            out.append(max(values) if direction == "maximize" else min(values))
-    return out
 
 
 class _Loop:
@@ -93,15 +65,17 @@ class _Loop:
 
         runner = self.runner
         db_url = _db_url(self.spec)
+        own: list[Planner] = []  # built here (a worker process): closed here
         with _quiet_lightning(bool(getattr(self.spec.env, "verbose", False))):
             status = RunStatus.COMPLETED
             try:
                 runner.open()
-                planners = self.planners or [
-                    Planner(self.spec, template, search, db_url, self.claims.stale_after)
-                    for template, search in self.spec.searches
-                ]
-                for planner in planners:
+                if self.planners is None:
+                    own = [
+                        Planner(self.spec, template, search, db_url, self.claims.stale_after)
+                        for template, search in self.spec.searches
+                    ]
+                for planner in self.planners or own:
                     while not self.interrupted and not (self.fail_fast and self.failed):
                         trial = planner.ask()
                         if trial is None:
@@ -113,59 +87,29 @@ class _Loop:
                 if self.interrupted:
                     status = RunStatus.ABORTED
                 runner.close(status)
+                for planner in own:
+                    planner.close()
 
     def _trial(self, planner: Planner, trial: Any) -> None:
-        from .pruning import active, pruned_epoch
+        from .trial import run_trial
 
-        tspec = planner.trial_spec(trial, len(self.run_spec.trials))
-        self.run_spec.trials.append(tspec)
-        values: list[list[float]] = []
-        state = "complete"
-        with planner.heartbeat(trial):
-            try:
-                for k in range(1, tspec.repeat + 1):
-                    self.index += 1
-                    job = _Job(index=self.index, trial_pos=tspec.index, repeat_idx=k, seed=tspec.seed + k - 1)
-                    reporting = active(planner.name, trial) if k == 1 else contextlib.nullcontext()
-                    result = None
-                    with reporting:
-                        for job_, claim in self.runner.jobs([job]):
-                            try:
-                                result = self.runner.run_job(job_, self.total, claim)
-                            except _Interrupted as e:
-                                result = e.result
-                                self.interrupted = True
-                    if result is None:  # claimed elsewhere: cannot happen for a fresh trial name
-                        state = "aborted"
-                        break
-                    if pruned_epoch(planner.name, trial.number) is not None and result.status in _OK:
-                        self._mark_pruned(result)
-                        state = "pruned"
-                    elif self.interrupted or result.status is RunStatus.ABORTED:
-                        state = "aborted"
-                    elif result.status in _OK:
-                        got = _run_values(_db_tracker(self.runner.manager).manager, result.run_id, planner)
-                        if isinstance(got, str):
-                            result.error, state = got, "failed"
-                        else:
-                            values.append(got)
-                    else:
-                        state = "failed"
-                    self._report(result)
-                    if state != "complete":
-                        break
-            except KeyboardInterrupt:
-                self.interrupted, state = True, "aborted"
-            finally:
-                planner.tell(trial, values, state)
-        if state == "failed":
-            self.failed = True
-
-    def _mark_pruned(self, result: RunResult) -> None:
-        tracker = _db_tracker(self.runner.manager)
-        tracker.flush()
-        tracker.manager.finish_trial_run(result.run_id, RunStatus.PRUNED.value)
-        result.status = RunStatus.PRUNED
+        outcome = None
+        try:
+            with planner.heartbeat(trial):
+                outcome = run_trial(
+                    self.runner,
+                    planner,
+                    trial,
+                    first_index=self.index,
+                    total=self.total,
+                    on_result=self._report,
+                )
+        finally:
+            state = outcome.state if outcome is not None else "aborted"
+            planner.tell(trial, outcome.values if outcome is not None else [], state)
+        self.index += planner.template.repeat
+        self.interrupted = self.interrupted or outcome.interrupted
+        self.failed = self.failed or state == "failed"
 
     def _report(self, result: RunResult) -> None:
         self.results.append(result)

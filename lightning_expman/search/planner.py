@@ -3,17 +3,20 @@ parameters, turned into TRIALs, told the mean over repeats.
 
 * **Storage.** Optuna's :class:`~optuna.storages.RDBStorage` on the experiment's database URL
   (its tables beside ours), with Optuna's heartbeats: a trial whose process died is failed by
-  :func:`optuna.storages.fail_stale_trials` (called before every ask, by any process) and
-  replaced.
+  Optuna's rule (no heartbeat within the grace period, on the database's clock; checked before
+  every ask, by any process, in the query that counts the budget) and replaced.
 * **Budget.** The study ends with exactly ``num_trials`` counted trials: COMPLETE, PRUNED,
   RUNNING and WAITING ones, and trials whose runs all failed (a broken configuration is not
   retried forever). Stale trials failed by the heartbeat check are not counted (they are
   replaced). Two processes asking for the last slot at once both get a trial number; the one
   with the higher number sees ``num_trials`` counted trials before it, marks its trial FAIL with
   the user attribute ``expman_over_budget`` and stops (Optuna cannot delete a trial).
-* **Known gap.** Optuna fails only trials that have beaten once; the first heartbeat is written
-  right after ``ask``, so a process killed in those milliseconds leaves a RUNNING trial no one
-  fails (it then counts towards the budget; ``optuna`` can fail it by hand).
+* **Killed before the first heartbeat.** Optuna fails only trials that have beaten once; the
+  first heartbeat is written right after ``ask``, and a process killed in those milliseconds
+  leaves a RUNNING trial that never beats. The planner fails such a trial once it is older
+  than the grace period (by ``datetime_start``, which Optuna stamps with the asking host's
+  clock: hosts sharing a study should keep their clocks in step, as NTP does), so it is
+  replaced like a stale one.
 * **Names.** Optuna trial *n* of template trial ``mlp`` is the TRIAL ``mlp-t<n>`` (``mlp-t007``);
   its sampled values are the trial's ``params``, its settings the template's with them set.
 """
@@ -21,8 +24,10 @@ parameters, turned into TRIALs, told the mean over repeats.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -116,6 +121,7 @@ class Planner:
         pruner = build_pruner(search, f"{where}.pruner")
         self.storage = _storage(db_url, stale_after)
         self.study = self._study(sampler, pruner)
+        self._beats = _Beats(self.storage)
 
     def _study(self, sampler: Any, pruner: Any) -> optuna.Study:
         for attempt in range(3):  # create_study(load_if_exists) races only on the very first call
@@ -140,50 +146,93 @@ class Planner:
         return study
 
     # -- budget
-    def _counted(self, t: Any) -> bool:
+    def _counts(self) -> list[tuple[int, bool]]:
+        """``(number, counted)`` of every trial of the study, from one narrow query. Stale trials
+        are failed on the way (not counted): those whose heartbeat is older than the grace period
+        on the database's clock (Optuna's ``fail_stale_trials`` rule), and those that never beat
+        and started longer ago than that (killed between ``ask`` and the first heartbeat).
+
+        ``study.get_trials`` would load every trial with its params, values and attributes on
+        each ask (the largest per-trial cost of a search on SQLite), and ``fail_stale_trials``
+        loads every running one again; the budget needs only states, the counted-failure flag
+        and the heartbeats, read from Optuna's tables directly.
+        """
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models as om
+
+        T, A, H = om.TrialModel, om.TrialUserAttributeModel, om.TrialHeartbeatModel
+        flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
+        beat = sa.select(H.heartbeat).where(H.trial_id == T.trial_id).scalar_subquery()
+        started = T.__table__.c.datetime_start
+        query = sa.select(T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat).where(
+            T.study_id == self.study._study_id
+        )
+        with self.storage.engine.connect() as conn:
+            db_now = conn.execute(sa.select(sa.func.now())).scalar()
+            rows = conn.execute(query).all()
         S = self.optuna.trial.TrialState
-        if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING):
-            return True
-        return t.state == S.FAIL and bool(t.user_attrs.get(COUNTED_FAILURE))
+        live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
+        grace = _dt.timedelta(seconds=self.storage.grace_period or 0)
+        # Optuna 5 stores datetime_start as naive UTC (``_datetime_start_utc``), earlier versions
+        # as naive local time, both from the asking host's clock.
+        now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+        if not hasattr(T, "_datetime_start_utc"):  # pragma: no cover - Optuna < 5
+            now = _dt.datetime.now()
+        db_now = _naive(db_now)
+        out = []
+        for trial_id, number, state, start, flag, beaten in rows:
+            if state == S.RUNNING and (
+                (beaten is None and start is not None and now - start > grace)
+                or (beaten is not None and db_now is not None and db_now - _naive(beaten) > grace)
+            ):
+                state = self._fail_stale(trial_id, never_beat=beaten is None)
+            out.append((number, state in live or (state == S.FAIL and bool(flag))))
+        return out
+
+    def _fail_stale(self, trial_id: int, never_beat: bool) -> Any:
+        """Fail a RUNNING trial whose process died; returns its state now."""
+        S = self.optuna.trial.TrialState
+        try:
+            if self.study._storage.set_trial_state_values(trial_id, state=S.FAIL):
+                why = "never started" if never_beat else "stopped beating"
+                log.warning("study %s: trial id %s %s (its process died); replaced", self.name, trial_id, why)
+        except self.optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
+            return self.study._storage.get_trial(trial_id).state
+        return S.FAIL
 
     def counted(self) -> int:
-        """Trials that count towards ``num_trials`` now."""
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if self._counted(t))
-
-    def fail_stale(self) -> None:
-        """Fail trials whose process stopped beating (Optuna's own check, on the database)."""
-        self.optuna.storages.fail_stale_trials(self.study)
+        """Trials that count towards ``num_trials`` now (stale ones failed first)."""
+        return sum(1 for _, counted in self._counts() if counted)
 
     def ask(self) -> optuna.Trial | None:
         """The next trial, or ``None`` when the budget is used up (by anyone)."""
-        self.fail_stale()
-        seen = self.study.get_trials(deepcopy=False)
-        counted = sum(1 for t in seen if self._counted(t))
-        if counted >= self.search.num_trials:
+        seen = self._counts()
+        if sum(1 for _, counted in seen if counted) >= self.search.num_trials:
             return None
         trial = self.study.ask(self.distributions)
         # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
         # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
         self.storage.record_heartbeat(trial._trial_id)
         if trial.number != len(seen):  # others asked meanwhile: count what precedes this trial
-            counted = sum(
-                1
-                for t in self.study.get_trials(deepcopy=False)
-                if t.number < trial.number and self._counted(t)
-            )
-        if counted >= self.search.num_trials:  # lost the race for the last slot
-            trial.set_user_attr(OVER_BUDGET, True)
+            seen = self._counts()
+        if sum(1 for number, counted in seen if counted and number < trial.number) >= self.search.num_trials:
+            trial.set_user_attr(OVER_BUDGET, True)  # lost the race for the last slot
             self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
             return None
         return trial
 
     @contextlib.contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
-        """Optuna's heartbeat thread for ``trial`` while its runs execute."""
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
-        with get_heartbeat_thread(trial._trial_id, self.storage):
+        """Optuna heartbeats for ``trial`` while its runs execute (the first was written by :meth:`ask`)."""
+        self._beats.add(trial._trial_id)
+        try:
             yield
+        finally:
+            self._beats.discard(trial._trial_id)
+
+    def close(self) -> None:
+        """Stop the heartbeat thread (idempotent; a planner is not used after this)."""
+        self._beats.close()
 
     # -- trials
     def trial_name(self, number: int) -> str:
@@ -243,7 +292,8 @@ class Planner:
         S = self.optuna.trial.TrialState
         if state == "complete" and values:
             means = [sum(v[i] for v in values) / len(values) for i in range(len(self.search.metrics))]
-            trial.set_user_attr("expman_repeat_values", values)
+            if len(values) > 1:  # one repeat: its value is the trial's (one write fewer per trial)
+                trial.set_user_attr("expman_repeat_values", values)
             self.study.tell(trial, means if len(means) > 1 else means[0])
         elif state == "pruned":
             self.study.tell(trial, state=S.PRUNED)
@@ -251,3 +301,55 @@ class Planner:
             if state == "failed":
                 trial.set_user_attr(COUNTED_FAILURE, True)
             self.study.tell(trial, state=S.FAIL)
+
+
+def _naive(value: Any) -> Any:
+    """A database timestamp without its time zone (PostgreSQL's ``now()`` has one; Optuna's columns not)."""
+    if isinstance(value, str):  # pragma: no cover - a driver that returns text
+        value = _dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None) if isinstance(value, _dt.datetime) else value
+
+
+class _Beats:
+    """One heartbeat thread per planner, beating every trial it runs now.
+
+    Optuna's ``HeartbeatThread`` starts (and joins) a thread per trial and writes a beat at once;
+    :meth:`Planner.ask` has written the first beat already, so one long-lived thread that beats
+    the current trials every interval (well inside the grace period of two intervals) does the
+    same for one write and no thread start per trial.
+    """
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.trials: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.add(trial_id)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="expman-optuna-heartbeat", daemon=True)
+                self.thread.start()
+
+    def discard(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.discard(trial_id)
+
+    def _run(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while not self.stop.wait(interval):
+            with self.lock:
+                trials = sorted(self.trials)
+            for trial_id in trials:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as e:  # a lost beat is retried next interval; the grace period is two
+                    log.warning("Optuna heartbeat of trial id %s failed: %s", trial_id, e)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None

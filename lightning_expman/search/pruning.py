@@ -4,14 +4,18 @@ Optuna trial after every validation and stops the fit when the pruner says so.
 Decisions:
 
 * The fit is **stopped, not aborted**: the callback sets ``trainer.should_stop`` (the epoch in
-  progress ends normally and is recorded), then the planner marks the run ``PRUNED`` and tells
-  Optuna. A pruned run keeps every epoch it trained.
+  progress ends normally and is recorded); :class:`~lightning_expman.ExpmanLogger` ends the run
+  ``PRUNED`` (it reads :attr:`PruningCallback.pruned_epoch`) and the planner tells Optuna. A
+  pruned run keeps every epoch it trained.
 * **Repeats.** Only the first repeat of a trial reports intermediate values (Optuna keeps one
   value per step, and repeat 1 is what the pruner compares across trials). When repeat 1 is
   pruned the trial is PRUNED and its other repeats are not run; when it is not, the other
   repeats run to the end and the trial's value is the mean over all of them.
 * **DDP.** Global rank zero (the launching process, where the planner registered the trial)
-  reports and decides; the decision is broadcast so that every rank stops at the same epoch.
+  reports and decides; the decision is broadcast (``trainer.strategy.broadcast``) so that every
+  rank stops at the same epoch: a rank that went on alone would wait forever in the next
+  gradient all-reduce. Tested with ``ddp``, 2 CPU processes (gloo). Under ``ddp_spawn`` rank
+  zero is a spawned process where no trial is registered: nothing is reported there.
 * The callback is added to the sampled trial's ``callbacks:`` settings as a class path (it is
   visible in the stored config); it is a no-op when no trial is registered in this process
   (repeats 2..n, a re-run by hand).
@@ -63,6 +67,11 @@ class PruningCallback(Callback):
         self.study = study
         self.trial = int(trial)
         self.monitor = monitor
+        self.pruned_epoch: int | None = None  # read by ExpmanLogger: the run ends PRUNED
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.pruned_epoch = None
 
     @override
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -78,4 +87,5 @@ class PruningCallback(Callback):
         prune = bool(trainer.strategy.broadcast(prune))
         if prune:
             trainer.should_stop = True
+            self.pruned_epoch = trainer.current_epoch
             _PRUNED[(self.study, self.trial)] = trainer.current_epoch
