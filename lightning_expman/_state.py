@@ -8,6 +8,7 @@ need ``--db`` (or ``EXPMAN_DB``) again.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 __all__ = ["DEFAULT_DB_URL", "STATE_FILE", "default_db_url", "remember_db_url"]
@@ -24,9 +25,14 @@ def remember_db_url(url: str, cwd: str | Path | None = None) -> None:
         return
     path = Path(cwd or ".") / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(url + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a URL
+    # A temporary file of its own: launchers started together in one folder all write here.
+    fd, tmp = tempfile.mkstemp(prefix=".last_db.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(url + "\n")
+        os.replace(tmp, path)  # atomic: a reader never sees half a URL
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def default_db_url(cwd: str | Path | None = None) -> str:

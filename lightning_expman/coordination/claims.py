@@ -149,10 +149,17 @@ class Claimer:
             .tuples()
         )
         rows = self.manager._read(lambda: list(q.execute(self.manager.database)), "reading unit states")
-        return {
-            (t, r): UnitState(t, r, run, displayed_status(s, proc) if s else None, _opt_dt(at))
-            for t, r, run, at, s, proc in rows
-        }
+        shown = {run: displayed_status(s, proc) if s else None for _, _, run, _, s, proc in rows}
+        # A run read RUNNING whose process is gone now may have finished between the read and the
+        # check (a launcher records its last run, then exits): read those again; a process that
+        # is gone writes no more, so what the second read says is final.
+        gone = [run for _, _, run, _, s, _ in rows if s == RunStatus.RUNNING.value and shown[run] != s]
+        if gone:
+            again = TR.select(TR.id, status_expression(TR, backend)).where(TR.id.in_(gone)).tuples()
+            now = self.manager._read(lambda: dict(again.execute(self.manager.database)), "reading units")
+            running, lost = RunStatus.RUNNING.value, RunStatus.LOST.value
+            shown.update({run: lost if s == running else s for run, s in now.items()})
+        return {(t, r): UnitState(t, r, run, shown[run], _opt_dt(at)) for t, r, run, at, _, _ in rows}
 
     def claimable(self, state: UnitState | None) -> bool:
         """Whether :meth:`claim` may win this unit (a cheap pre-check on a :meth:`states` snapshot)."""
