@@ -34,11 +34,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from ..continuation import STATE_KEY, config_hash, supersede
-from .hooks import hooked_loggers
+from .hooks import BatchlessCallback, hooked_loggers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .logger import ExpmanLogger
@@ -119,7 +118,7 @@ def _run_config(logger: ExpmanLogger, trainer: pl.Trainer, pl_module: Any) -> An
     return config
 
 
-class RunCheckpointState(Callback):
+class RunCheckpointState(BatchlessCallback):
     """Stores the run in every checkpoint; continues the run a restored checkpoint names (see the module)."""
 
     def __init__(self) -> None:
@@ -268,21 +267,6 @@ class RunCheckpointState(Callback):
             db.flush()
             supersede(db.manager, run, epoch, step)
         _trim_metrics_logs(trainer, epoch)
-
-    # Per-batch hooks: none. Every Trainer carries this callback (the entry point), and Lightning
-    # calls each callable hook of each callback on every batch; a non-callable one is skipped.
-    on_train_batch_start = None  # type: ignore[assignment]
-    on_train_batch_end = None  # type: ignore[assignment]
-    on_validation_batch_start = None  # type: ignore[assignment]
-    on_validation_batch_end = None  # type: ignore[assignment]
-    on_test_batch_start = None  # type: ignore[assignment]
-    on_test_batch_end = None  # type: ignore[assignment]
-    on_predict_batch_start = None  # type: ignore[assignment]
-    on_predict_batch_end = None  # type: ignore[assignment]
-    on_before_backward = None  # type: ignore[assignment]
-    on_after_backward = None  # type: ignore[assignment]
-    on_before_optimizer_step = None  # type: ignore[assignment]
-    on_before_zero_grad = None  # type: ignore[assignment]
 
 
 def _redraw_first_iterator(trainer: pl.Trainer, ckpt_epoch: int | None) -> None:

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BatchlessCallback",
     "LevelHooks",
     "callbacks_factory",
     "ensure_callbacks_factory",
@@ -141,7 +142,29 @@ def ensure_callbacks_factory() -> None:
         sys.meta_path.append(_FINDER)
 
 
-class LevelHooks(Callback):
+class BatchlessCallback(Callback):
+    """A callback with no per-batch hooks: the base of the callbacks every Trainer carries.
+
+    Lightning calls every hook of every callback on every batch, unless the attribute is not
+    callable (``_call_callback_hooks`` checks ``callable(fn)``); setting them to ``None`` means
+    the training loop pays nothing per batch for a callback that works per epoch.
+    """
+
+    on_train_batch_start = None  # type: ignore[assignment]
+    on_train_batch_end = None  # type: ignore[assignment]
+    on_validation_batch_start = None  # type: ignore[assignment]
+    on_validation_batch_end = None  # type: ignore[assignment]
+    on_test_batch_start = None  # type: ignore[assignment]
+    on_test_batch_end = None  # type: ignore[assignment]
+    on_predict_batch_start = None  # type: ignore[assignment]
+    on_predict_batch_end = None  # type: ignore[assignment]
+    on_before_backward = None  # type: ignore[assignment]
+    on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = None  # type: ignore[assignment]
+    on_before_zero_grad = None  # type: ignore[assignment]
+
+
+class LevelHooks(BatchlessCallback):
     """Forward Trainer hooks to the trainer's ExpmanLoggers as level events (see module docstring).
 
     Its only state is the list of the trainer's ExpmanLoggers (rank zero), refreshed at every
@@ -267,20 +290,3 @@ class LevelHooks(Callback):
         # Lightning then calls logger.finalize("failed") for every exception, Ctrl-C included;
         # remembering the exception lets the logger tell FAILED from ABORTED.
         self._each(trainer, "_record_exception", exception)
-
-    # ------------------------------------------------------------------ per-batch hooks: none
-    # Lightning calls every hook of every callback on every batch, unless the attribute is not
-    # callable (``_call_callback_hooks`` checks ``callable(fn)``). Phases are set once per epoch
-    # above, so the training loop pays nothing per batch for these hooks.
-    on_train_batch_start = None  # type: ignore[assignment]
-    on_train_batch_end = None  # type: ignore[assignment]
-    on_validation_batch_start = None  # type: ignore[assignment]
-    on_validation_batch_end = None  # type: ignore[assignment]
-    on_test_batch_start = None  # type: ignore[assignment]
-    on_test_batch_end = None  # type: ignore[assignment]
-    on_predict_batch_start = None  # type: ignore[assignment]
-    on_predict_batch_end = None  # type: ignore[assignment]
-    on_before_backward = None  # type: ignore[assignment]
-    on_after_backward = None  # type: ignore[assignment]
-    on_before_optimizer_step = None  # type: ignore[assignment]
-    on_before_zero_grad = None  # type: ignore[assignment]
