@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from . import __version__
+from ._streams import WrappedStream
 from .errors import ConfigError, ExpmanError
 
 # Modules contributing subcommands, in the order they appear in --help.
@@ -122,19 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
-class _ReaderGoneGuard(io.TextIOBase):
+class _ReaderGoneGuard(WrappedStream):
     """stdout whose reader may stop reading (``expman run ... | head -1``): once the pipe is closed,
     the rest of the output goes nowhere and the command goes on to its own exit code (a failed
     run still exits 1). Without it the first write after ``head`` exits raises ``BrokenPipeError``
     wherever it happens: in the middle of a grid, or in the interpreter's last flush (exit 120)."""
 
     def __init__(self, stream: IO[str]) -> None:
-        super().__init__()
-        self._stream = stream
+        super().__init__(stream)
         self.gone = False
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, text: str) -> int:
         if not self.gone:
@@ -160,19 +157,6 @@ class _ReaderGoneGuard(io.TextIOBase):
             os.close(devnull)
         except (OSError, ValueError, io.UnsupportedOperation):
             pass
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._stream, "encoding", "utf-8")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 class _OneLineFormatter(logging.Formatter):

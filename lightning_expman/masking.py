@@ -35,12 +35,13 @@ Example:
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
+
+from ._streams import WrappedStream
 
 __all__ = [
     "MASK",
@@ -162,7 +163,7 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-class MaskingStream(io.TextIOBase):
+class MaskingStream(WrappedStream):
     """A text stream writing :func:`mask_text` of everything to ``stream`` (the ``expman`` console).
 
     Text is masked line by line (a partial line waits for its end — a newline, or a carriage
@@ -172,17 +173,8 @@ class MaskingStream(io.TextIOBase):
     """
 
     def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self._stream = stream
+        super().__init__(stream)
         self._pending = ""
-
-    @property
-    def wrapped(self) -> TextIO:
-        """The stream written to."""
-        return self._stream
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, text: str) -> int:
         self._pending += text
@@ -198,16 +190,3 @@ class MaskingStream(io.TextIOBase):
             pending, self._pending = self._pending, ""
             self._stream.write(mask_text(pending))
         self._stream.flush()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._stream, "encoding", "utf-8")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
