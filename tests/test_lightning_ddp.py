@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lightning_expman.db import models as m
+from tests.ddp_support import run_ddp_script
 from tests.test_lightning_logger import query
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
@@ -18,16 +16,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_record_one_run_without_duplicates(tmp_path):
     url = f"sqlite:///{tmp_path / 'expman.db'}"
-    env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("LOCAL_RANK", None)
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), url, str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = run_ddp_script(SCRIPT, url, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rank=0 run_id=1 status=COMPLETED" in proc.stdout
     with query(url) as db:

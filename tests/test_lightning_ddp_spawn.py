@@ -5,14 +5,13 @@ workers, and a ``trainer.test()`` after such a fit lands in the same run (spawn.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lightning_expman.db import models as m
+from tests.ddp_support import run_ddp_script
 from tests.test_lightning_logger import query, results_metrics
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_spawn_fit.py"
@@ -22,16 +21,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_spawn_fit.py"
 def spawned(tmp_path_factory) -> tuple[str, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("spawn")
     url = f"sqlite:///{root / 'expman.db'}"
-    env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("LOCAL_RANK", None)
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), url, str(root / "runs")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=root,
-    )
+    proc = run_ddp_script(SCRIPT, url, root)
     return url, proc
 
 

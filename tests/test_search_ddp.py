@@ -3,14 +3,12 @@ epoch, the run ends PRUNED with its epochs, Optuna holds one intermediate value 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lightning_expman.db import models as m
+from tests.ddp_support import run_ddp_script
 from tests.test_lightning_logger import query
 
 optuna = pytest.importorskip("optuna")
@@ -23,16 +21,7 @@ def test_ddp_ranks_stop_together_and_the_run_ends_pruned(tmp_path: Path) -> None
     from lightning_expman.search.planner import optuna_url
 
     url = f"sqlite:///{tmp_path / 'expman.db'}"
-    env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("LOCAL_RANK", None)
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), url, str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        timeout=300,  # a rank that went on alone would hang in its next all-reduce
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = run_ddp_script(SCRIPT, url, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rank=0 epochs=2 pruned_epoch=1 status=PRUNED" in proc.stdout, proc.stdout
     assert "rank=1 epochs=2 pruned_epoch=1" in proc.stdout, proc.stdout
