@@ -150,10 +150,10 @@ class YAMLSerializable:
 
     def save(self, file_path: str | os.PathLike[str]) -> None:
         """Write :attr:`config` to a YAML file."""
-        import yaml
+        from .config._yaml import dump_yaml
 
         with open(file_path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(to_plain(self.config) or {}, f, sort_keys=False)
+            dump_yaml(to_plain(self.config) or {}, f)
 
 
 class Factory:

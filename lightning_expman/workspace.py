@@ -332,7 +332,7 @@ class Environment:
             or (os.altsep and os.altsep in name)
         ):
             raise ValueError(f"config file name must be a plain file name, got {name!r}")
-        import yaml
+        from .config._yaml import dump_yaml
 
         data = mask_secrets(to_plain(config))
         self.config_dir.mkdir(parents=True, exist_ok=True)
@@ -340,7 +340,7 @@ class Environment:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.config_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, default_flow_style=False)
+                dump_yaml(data, f)
             os.replace(tmp, target)
         except BaseException:
             try:

@@ -162,6 +162,34 @@ def test_save_config_resolves_dictconfig(root):
     exp.close()
 
 
+def test_saved_configs_read_back_as_written(root, tmp_path):
+    """A string our loader (YAML 1.2 floats) or PyYAML/OmegaConf (YAML 1.1) would take for another
+    type is quoted, so a saved config (``configs/`` of a run, ``expman reproduce``) reads back
+    as written by either; numbers and order are kept."""
+    from omegaconf import OmegaConf
+
+    from lightning_expman.config._yaml import read_yaml
+
+    data = {
+        "lr_text": "1e-3",
+        "lr": 1e-3,
+        "big": 1e20,
+        "date": "2024-01-01",
+        "flag_text": "yes",
+        "none_text": "null",
+        "n": None,
+        "nested": [1, "a", {"inf": float("inf"), "ok": True}],
+        "unicode": "héllo",
+    }
+    exp = root.create_child("exp")
+    path = exp.save_config(data, name="settings.yaml")
+    assert read_yaml(path, "settings.yaml") == data
+    assert yaml.safe_load(path.read_text()) == data
+    assert OmegaConf.to_container(OmegaConf.load(path)) == data
+    assert list(yaml.safe_load(path.read_text())) == list(data)
+    exp.close()
+
+
 @pytest.mark.parametrize(
     "name", ["../x", "../../etc", "/abs/path", "a/b", "a\\b", "", ".", "..", ".hidden", "con"]
 )

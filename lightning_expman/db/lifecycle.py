@@ -131,7 +131,6 @@ class RunLifecycle(ManagerBase):
         parsed = _parse_status(status)
 
         def fn() -> m.TrialRun:
-            self._require(m.TrialRun, trial_run_id, "trial run")
             now = m.utcnow()
             values: dict[Any, Any] = {
                 m.TrialRun.status: parsed.value,
@@ -143,18 +142,27 @@ class RunLifecycle(ManagerBase):
                 values[m.TrialRun.error] = mask_text(str(error))
             if stop_epoch is not None:
                 values[m.TrialRun.stop_epoch] = stop_epoch
-            if owner is not None:
-                held = (m.TrialRun.owner == owner) & (m.TrialRun.status != RunStatus.LOST.value)
-                if not m.TrialRun.select().where((m.TrialRun.id == trial_run_id) & held).exists(self._db):
-                    row = self._get_run(trial_run_id)
-                    log.warning(
-                        "trial run %s is %s (no longer held by this process): not recording it %s",
-                        trial_run_id,
-                        row.status,
-                        parsed.value,
-                    )
-                    return row
-            return self._update_run(trial_run_id, values)
+            this = m.TrialRun.id == trial_run_id
+            held = (m.TrialRun.owner == owner) & (m.TrialRun.status != RunStatus.LOST.value)
+            where = this & held if owner is not None else this
+            changed = m.TrialRun.update(values).where(where).execute(self._db)
+            row = m.TrialRun.select().where(this).get_or_none(self._db)
+            if row is None:
+                self._require(m.TrialRun, trial_run_id, "trial run")  # raises the usual QueryError
+            # No row changed: not held any more (MySQL also counts a row whose values were
+            # already those as unchanged, hence the check).
+            if (
+                not changed
+                and owner is not None
+                and not m.TrialRun.select().where(this & held).exists(self._db)
+            ):
+                log.warning(
+                    "trial run %s is %s (no longer held by this process): not recording it %s",
+                    trial_run_id,
+                    row.status,
+                    parsed.value,
+                )
+            return row
 
         return self.run_in_transaction(
             fn, what=f"finish trial run {trial_run_id} as {parsed.value}", idempotent=True

@@ -136,22 +136,6 @@ class RunCheckpointState(BatchlessCallback):
             self._ckpt_epoch = None
 
     @override
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The run's recipe (class paths, init args, Trainer arguments): `expman reproduce` reads it.
-        from .recipe import recipe
-
-        if not trainer.is_global_zero:
-            return
-        for lg in hooked_loggers(trainer):
-            db = lg._db_tracker()
-            run = getattr(db, "trial_run_id", None)
-            if run is not None:
-                try:
-                    db.manager.add_to_context(run, {"recipe": recipe(trainer, pl_module)})
-                except Exception as e:  # the record is a convenience: never fail a fit for it
-                    log.warning("could not record the recipe of trial run %s: %s", run, e)
-
-    @override
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:

@@ -33,6 +33,7 @@ from ..enums import Level, RunStatus
 from ..masking import mask_text
 from ..tracking.base import TrackerManager, status_for_exception
 from .context import collect_context, module_hparams, resolve_seed, write_model_summary
+from .recipe import recipe
 from .spawn import SpawnHandoff, in_spawned_worker, read_handoff
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,7 +107,7 @@ class RunLifecycle(SpawnHandoff):
         atexit.register(_closer_at_exit(weakref.ref(self)))
         self._atexit_registered = True
 
-    def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None) -> None:
+    def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None, fit: bool = False) -> None:
         self._end_run()
         self._release_handoff()  # a run handed back by spawned workers is over: this one is newer
         self._register_atexit()
@@ -117,6 +118,8 @@ class RunLifecycle(SpawnHandoff):
         hparams = module_hparams(pl_module, datamodule)
         info["seed"] = seed
         info["context"] = collect_context(seed=seed, hparams=hparams, extra=info.get("context"))
+        if fit and trainer is not None and pl_module is not None:
+            info["context"]["recipe"] = recipe(trainer, pl_module)  # what `expman reproduce` rebuilds
         if info.get("config") is None:
             from .lightning_cli import cli_config
 
@@ -191,20 +194,23 @@ class RunLifecycle(SpawnHandoff):
         """Flush and write the settled status to the database while the run stays open.
 
         Without this a fit-only script would show RUNNING until the process exits; the final
-        ``on_end`` writes the same status again (with the end time of the last evaluation).
+        ``on_end`` writes the same status again (with the end time of the last evaluation). In
+        runner mode (:meth:`for_runner`) the runner ends the run right after its test, which
+        writes the status once: the run is still running (its lease held) until then.
         """
-        self.manager.flush()
-        db = self._db_tracker()
-        run = getattr(db, "trial_run_id", None)
-        if run is not None and self._status is not None:
-            db.manager.finish_trial_run(
-                run, self._status.value, error=self._error, stop_epoch=self._stop_epoch
-            )
-        from ..tracking.mlflow import MLflowTracker
+        if self._external_manager is None:
+            self.manager.flush()
+            db = self._db_tracker()
+            run = getattr(db, "trial_run_id", None)
+            if run is not None and self._status is not None:
+                db.manager.finish_trial_run(
+                    run, self._status.value, error=self._error, stop_epoch=self._stop_epoch
+                )
+            from ..tracking.mlflow import MLflowTracker
 
-        mlflow = self.manager.get(MLflowTracker)
-        if mlflow is not None and self._status is not None:
-            mlflow.settle(self._status, error=self._error, stop_epoch=self._stop_epoch)
+            mlflow = self.manager.get(MLflowTracker)
+            if mlflow is not None and self._status is not None:
+                mlflow.settle(self._status, error=self._error, stop_epoch=self._stop_epoch)
         self._joinable = True
         self._publish()
 
@@ -295,7 +301,7 @@ class RunLifecycle(SpawnHandoff):
         self._stage = stage
         self._phase = None
         if stage == "fit":
-            self._open_run(trainer, pl_module)
+            self._open_run(trainer, pl_module, fit=True)
         elif stage in ("validate", "test") and not self._run_open:
             # A test/validate without an open run gets its own (predict logs nothing, opens
             # nothing), unless a spawned fit of this logger left its run awaiting the test.

@@ -1,8 +1,8 @@
 """A drop-in run's recipe: what ``expman reproduce`` needs to fit it again without the user's script.
 
 ``expman run`` stores a run's settings (class paths, init args, Trainer arguments, callbacks) as
-its config. A drop-in fit has only its hyperparameters; at ``on_fit_start`` the logger's
-:class:`~lightning_expman.lightning.continuation.RunCheckpointState` adds ``context["recipe"]``:
+its config. A drop-in fit has only its hyperparameters; when a fit opens its run, the logger
+adds ``context["recipe"]``:
 the module's and datamodule's class paths with their ``save_hyperparameters`` values as init
 args, and the Trainer arguments that decide what is trained (epochs, step and batch limits,
 validation cadence, accumulation, clipping, precision). Callbacks are not recorded (they may

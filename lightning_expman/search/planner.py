@@ -294,13 +294,24 @@ class Planner:
             means = [sum(v[i] for v in values) / len(values) for i in range(len(self.search.metrics))]
             if len(values) > 1:  # one repeat: its value is the trial's (one write fewer per trial)
                 trial.set_user_attr("expman_repeat_values", values)
-            self.study.tell(trial, means if len(means) > 1 else means[0])
+            self._study_tell(trial, means if len(means) > 1 else means[0])
         elif state == "pruned":
-            self.study.tell(trial, state=S.PRUNED)
+            self._study_tell(trial, state=S.PRUNED)
         else:
             if state == "failed":
                 trial.set_user_attr(COUNTED_FAILURE, True)
-            self.study.tell(trial, state=S.FAIL)
+            self._study_tell(trial, state=S.FAIL)
+
+    def _study_tell(self, trial: optuna.Trial, values: Any = None, state: Any = None) -> None:
+        """``Study.tell`` without what it adds to Optuna's own tell: a second read of the trial,
+        deep-copied for a return value this class never uses (one query per trial). Optuna's
+        ``optimize`` calls the same function; an Optuna without it gets ``Study.tell``."""
+        try:
+            from optuna.study._tell import _tell_with_warning
+        except ImportError:  # pragma: no cover - a future Optuna that moved it
+            self.study.tell(trial, values, state=state)
+            return
+        _tell_with_warning(self.study, trial, value_or_values=values, state=state)
 
 
 def _naive(value: Any) -> Any:
