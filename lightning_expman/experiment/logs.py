@@ -15,18 +15,22 @@ _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 def _quiet_lightning(verbose: bool) -> Iterator[None]:
     """Keep the console to one progress line per run unless env.yaml says ``verbose: true``.
 
-    Lightning's info lines still reach each run's ``run.log`` (see :func:`_lightning_log_to`).
-    Logger levels and warning filters are restored on exit.
+    Lightning's console handlers keep only warnings, while its loggers stay at INFO so that
+    its info lines reach each run's ``run.log`` (see :func:`_lightning_log_to`), which then
+    changes no logger level per run (``Logger.setLevel`` clears the cache of every logger in
+    the process). Levels and warning filters are restored on exit.
     """
     if verbose:
         yield
         return
     import warnings
 
-    import lightning  # noqa: F401 -- its import sets the levels we override here
+    import lightning  # noqa: F401 -- its import sets the levels and handlers we override here
 
     loggers = [logging.getLogger(n) for n in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
+    console = [h for lg in loggers for h in lg.handlers]
+    console_levels = [h.level for h in console]
     with warnings.catch_warnings():
         for pattern in (
             r".*does not have many workers.*",
@@ -35,13 +39,17 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
             r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
         ):
             warnings.filterwarnings("ignore", message=pattern)
+        for h in console:
+            h.setLevel(max(h.level, logging.WARNING))
         for lg in loggers:
-            lg.setLevel(logging.WARNING)
+            lg.setLevel(logging.INFO)
         try:
             yield
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
+            for h, level in zip(console, console_levels):
+                h.setLevel(level)
 
 
 @contextlib.contextmanager
