@@ -291,6 +291,9 @@ def test_a_process_running_100_runs_holds_no_file_of_a_finished_run(tmp_path):
     trial = exp.create_child("t")
     manager = TrackerManager([LogTracker(workspace=tmp_path)])
     held = ["exp/logs/experiment.log", "exp/trials/t/logs/trial.log"]
+    # gc.collect() below scans only what the loop allocates, not the ~10^6 objects the session's
+    # imports hold (a full collection each run made this test take over a minute).
+    gc.freeze()
     with (
         TrackScope(manager, Level.EXPERIMENT, name="exp", workdir=exp.workdir),
         TrackScope(manager, Level.TRIAL, name="t", workdir=trial.workdir),
@@ -305,6 +308,7 @@ def test_a_process_running_100_runs_holds_no_file_of_a_finished_run(tmp_path):
             del run  # the even ones are dropped unclosed, as by a caller that crashed
             gc.collect()
             assert _open_files(tmp_path) == held
+    gc.unfreeze()
     manager.close()
     for env in (trial, exp, root):
         env.close()

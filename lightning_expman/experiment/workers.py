@@ -215,20 +215,25 @@ def _collect(batch: Batch, procs: list[Any], events: Any, stop: Any) -> bool:
     interrupted = False
     errors: list[str] = []
     deadline: float | None = None
+    next_check = time.monotonic() + 0.5
     original_sigint = signal.getsignal(signal.SIGINT)
     try:
         while alive:
             try:
-                try:
-                    kind, worker, payload = events.get(timeout=0.5)
-                except queue.Empty:
+                # Every 0.5 s, busy or not: the other workers' progress events must not hide
+                # one that died without saying goodbye (killed, segfault).
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + 0.5
                     for i in list(alive):
-                        if not procs[i].is_alive():  # died without saying goodbye (killed, segfault)
+                        if not procs[i].is_alive():
                             alive.discard(i)
                             job = in_flight.pop(i, None)
                             _worker_died(batch, procs[i], job, run_ids.pop(i, None))
                     if deadline is not None and time.monotonic() > deadline:
                         break
+                try:
+                    kind, worker, payload = events.get(timeout=0.5)
+                except queue.Empty:
                     continue
                 if kind == "start":
                     in_flight[worker] = payload
