@@ -201,8 +201,10 @@ def test_compare_errors(expman):
     assert e.value.code == 2
 
 
-def test_compare_while_runs_are_in_progress(sqlite_url, capsys):
+def test_compare_while_runs_are_in_progress(sqlite_url, capsys, monkeypatch):
     from lightning_expman.db import DatabaseManager
+
+    monkeypatch.setenv("COLUMNS", "120")  # the notice is elided to the terminal's width
 
     with DatabaseManager(sqlite_url) as db:
         trial = db.create_trial(db.create_experiment("live").id, "a")

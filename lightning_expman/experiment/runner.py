@@ -231,6 +231,10 @@ class _Runner:
                 "run %s/%s of %s %s: %s", job.repeat_idx, trial.repeat, trial.name, status, error
             )
             self._record_failure(run_info, status, error)
+            if self.probe.ended and self.probe.status in (RunStatus.COMPLETED, RunStatus.STOPPED):
+                # The run ended well but recording its end failed (database gone, disk full):
+                # its data is incomplete, so it is not shown as a success.
+                self.probe.status, self.probe.error = status, error
             if claim is not None and self.grid is not None and not self.probe.ended:
                 self.grid.settle(claim, status, error)
         finally:
