@@ -109,7 +109,7 @@ class LightningPipeline(Pipeline):
         run_info = dict(self.run_info)
         self.continue_from = run_info.pop("continue_from", None)
         run_info.setdefault("workdir", str(self.env.workdir))
-        self.trainer = ExpmanTrainer(
+        trainer = ExpmanTrainer(
             save_dir=str(self.env.workdir),
             tracker_manager=self.tracker,
             run_info=run_info,
@@ -117,7 +117,15 @@ class LightningPipeline(Pipeline):
             logger=loggers,
             **kwargs,
         )
-        return self.trainer
+        if trainer.num_devices * trainer.num_nodes > 1:  # devices: auto on a machine with several GPUs
+            from .config.schema import MULTI_PROCESS
+
+            raise ConfigError(
+                f"{trainer.num_devices} devices x {trainer.num_nodes} node(s): {MULTI_PROCESS}",
+                key="trainer.devices",
+            )
+        self.trainer = trainer
+        return trainer
 
     def _extra_loggers(self, value: Any) -> list[Any]:
         """The Lightning loggers of ``trainer.logger``, run beside the ExpmanLogger (which stays first).

@@ -355,6 +355,24 @@ BAD_CONFIGS: list[BadConfig] = [
         ("experiment.yaml", "settings.trainer.enable_autolog_hparam", "installed lightning.Trainer"),
     ),
     BadConfig(
+        "trainer_several_devices",
+        _base(
+            "  trainer: {enable_progress_bar: false}\n",
+            "  trainer: {enable_progress_bar: false, accelerator: cpu, devices: 2, strategy: ddp}\n",
+        ),
+        ("base.yaml", "settings.trainer.devices", "cannot follow a fit across several", "ExpmanLogger"),
+    ),
+    BadConfig(
+        "trainer_all_devices_as_text",
+        _base("  trainer: {enable_progress_bar: false}\n", "  trainer: {devices: '0,1'}\n"),
+        ("base.yaml", "settings.trainer.devices", "'0,1'", "cannot follow a fit across several"),
+    ),
+    BadConfig(
+        "trainer_several_nodes",
+        _base("  trainer: {enable_progress_bar: false}\n", "  trainer: {num_nodes: 2}\n"),
+        ("base.yaml", "settings.trainer.num_nodes", "cannot follow a fit across several"),
+    ),
+    BadConfig(
         "test_mode",
         _base("  seed: 1\n", "  seed: 1\n  test: sometimes\n"),
         ("base.yaml", "settings.test", "auto, true or false", "sometimes"),

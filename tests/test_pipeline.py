@@ -278,6 +278,30 @@ def test_lightning_pipeline_fits_and_tests(tmp_path):
         e.close()
 
 
+def test_a_trainer_on_several_devices_is_refused_before_fitting(tmp_path):
+    """The load-time check reads the settings; a Trainer that still ends up on several devices
+    (``devices: auto`` on a machine with several GPUs, here asked for directly) is refused when
+    built, before any process is started."""
+    from lightning_expman.workspace import Environment
+
+    env = Environment.from_config({"workspace": str(tmp_path / "ws")})
+    run_env = env.create_child("solo").create_child("t").create_child("run_1")
+    config = OmegaConf.create(
+        {
+            "seed": 3,
+            "model": {"class_path": "tests.tiny.TinyClassifier"},
+            "trainer": {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"},
+        }
+    )
+    pipe = PipelineFactory.create(None, config, run_env)
+    pipe.run_info = {"repeat_idx": 1, "seed": 3}
+    with pytest.raises(ConfigError, match="2 devices x 1 node.*cannot follow a fit across several"):
+        pipe.build_trainer()
+    assert pipe.trainer is None
+    run_env.close()
+    env.close()
+
+
 def test_callback_failing_in_on_start_fails_the_run_and_hooks_are_optional(tmp_path):
     """A callback raising in ``on_start`` ends the run FAILED (returned, not raised); a callback
     without some of the seed's hooks (a plain Lightning callback) is skipped for those."""

@@ -157,6 +157,34 @@ def _check_trainer(trainer: Any) -> None:
         check_nested(["trainer", key], value)  # a plugin or profiler given as a spec
         if key in ("max_epochs", "max_steps") and _is_int(value) and value < -1:
             raise SettingsIssue(["trainer", key], f"must be >= -1 (-1 = unlimited), got {value}")
+    for key in ("devices", "num_nodes"):
+        if key in trainer and _several(trainer[key]):
+            raise SettingsIssue(["trainer", key], f"{short(trainer[key])}: {MULTI_PROCESS}")
+
+
+MULTI_PROCESS = (
+    "expman run fits each run in one process and cannot follow a fit across several "
+    "(ddp, ddp_spawn, fsdp, deepspeed); set 1, or fit in your own script with "
+    "logger=ExpmanLogger(...), which records multi-process fits"
+)
+"""Why a run of ``expman run`` may not ask for several devices or nodes (one message, two checks:
+the settings at load, the built Trainer at run time for ``devices: auto`` on several GPUs)."""
+
+
+def _several(value: Any) -> bool:
+    """``devices``/``num_nodes`` asking for more than one: a count > 1, -1 (all), several ids."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 1 or value == -1
+    if isinstance(value, list | tuple):
+        return len(value) > 1
+    if isinstance(value, str):
+        text = value.strip()
+        if "," in text:
+            return len([v for v in text.split(",") if v.strip()]) > 1
+        return text == "-1" or (text.isdigit() and int(text) > 1)
+    return False
 
 
 def check_loggers(value: Any) -> None:
