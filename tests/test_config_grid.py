@@ -125,17 +125,19 @@ def test_grid_with_list_values_and_interpolation(tmp_path):
     folder = write_config(
         tmp_path / "cfg",
         {
-            "trials.yaml": "- name: g\n  settings: {width: 4, model: {init_args: {hidden: '${width}'}}}\n"
-            "  grid: {width: [2, 3], trainer.devices: [[0], [0, 1]]}\n"
+            "trials.yaml": "- name: g\n"
+            "  settings: {width: 4, layers: [8], model: {init_args: {hidden: '${width}'}}}\n"
+            "  grid: {width: [2, 3], layers: [[8], [8, 4]]}\n"
         },
     )
     spec = load(folder)
     assert [t.name for t in spec.trials] == [
-        "g-width=2-devices=0",
-        "g-width=2-devices=0,1",
-        "g-width=3-devices=0",
-        "g-width=3-devices=0,1",
+        "g-width=2-layers=8",
+        "g-width=2-layers=8,4",
+        "g-width=3-layers=8",
+        "g-width=3-layers=8,4",
     ]
+    assert [list(t.settings.layers) for t in spec.trials] == [[8], [8, 4], [8], [8, 4]]
     # interpolations see the grid values
     assert [t.settings.model.init_args.hidden for t in spec.trials] == [2, 2, 3, 3]
 
