@@ -107,7 +107,7 @@ class RunLifecycle(SpawnHandoff):
         atexit.register(_closer_at_exit(weakref.ref(self)))
         self._atexit_registered = True
 
-    def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None, fit: bool = False) -> None:
+    def _open_run(self, trainer: pl.Trainer | None = None, pl_module: Any = None) -> None:
         self._end_run()
         self._release_handoff()  # a run handed back by spawned workers is over: this one is newer
         self._register_atexit()
@@ -118,7 +118,7 @@ class RunLifecycle(SpawnHandoff):
         hparams = module_hparams(pl_module, datamodule)
         info["seed"] = seed
         info["context"] = collect_context(seed=seed, hparams=hparams, extra=info.get("context"))
-        if fit and trainer is not None and pl_module is not None:
+        if self._stage == "fit" and trainer is not None and pl_module is not None:
             info["context"]["recipe"] = recipe(trainer, pl_module)  # what `expman reproduce` rebuilds
         if info.get("config") is None:
             from .lightning_cli import cli_config
@@ -195,8 +195,7 @@ class RunLifecycle(SpawnHandoff):
 
         Without this a fit-only script would show RUNNING until the process exits; the final
         ``on_end`` writes the same status again (with the end time of the last evaluation). In
-        runner mode (:meth:`for_runner`) the runner ends the run right after its test, which
-        writes the status once: the run is still running (its lease held) until then.
+        runner mode the runner ends the run right after its test: one write, at the end.
         """
         if self._external_manager is None:
             self.manager.flush()
@@ -301,7 +300,7 @@ class RunLifecycle(SpawnHandoff):
         self._stage = stage
         self._phase = None
         if stage == "fit":
-            self._open_run(trainer, pl_module, fit=True)
+            self._open_run(trainer, pl_module)
         elif stage in ("validate", "test") and not self._run_open:
             # A test/validate without an open run gets its own (predict logs nothing, opens
             # nothing), unless a spawned fit of this logger left its run awaiting the test.
