@@ -4,7 +4,10 @@
 owns what happens to a batch it takes: :func:`split_batch` turns the buffered operations into step
 rows and calls, :func:`write_batch` applies them in ONE transaction, each operation in its own
 savepoint (a bad operation, e.g. an unknown id, is reported without losing the rest), retried by
-``run_in_transaction`` when the server connection is lost. On a server database each batch also
+``run_in_transaction`` when the server connection is lost. Savepoints cost two statements per
+operation, so a batch first runs without them; only when one of its operations fails is it rolled
+back and applied again with a savepoint per operation (same outcome, and the rare failing batch
+pays for it). On a server database each batch also
 stores its number in ``write_mark`` (inside the same transaction), so a batch whose COMMIT was lost
 is re-run only if it did not land.
 
@@ -93,25 +96,35 @@ def write_batch(
     """
     marked = manager.backend != "sqlite"  # SQLite never loses its connection
 
-    def body() -> Failures:
-        failures: Failures = []
+    def body(failures: Failures | None) -> Failures:
+        # failures=None: no savepoints, and the first failing operation aborts the attempt.
         if rows:
             _apply(manager, manager.write_step_rows, (rows,), {}, f"{len(rows)} step values", failures)
         for _, fn, args, kwargs in calls:
             _apply(manager, fn, args, kwargs, getattr(fn, "__name__", repr(fn)), failures)
         if marked:
             _mark(manager, writer, number)
-        return failures
+        return failures or []
 
     def landed() -> tuple[bool, Failures]:
         return _marked(manager, writer) >= number, []
 
-    return manager.run_in_transaction(
-        body,
-        what=what,
-        verify=landed if marked else None,
-        retry_for=retry_for,
-    )
+    def attempt(failures: Failures | None) -> Failures:
+        return manager.run_in_transaction(
+            lambda: body(failures),
+            what=what,
+            verify=landed if marked else None,
+            retry_for=retry_for,
+        )
+
+    try:
+        return attempt(None)
+    except _Replay:  # rolled back: apply it again, each operation in its own savepoint
+        return attempt([])
+
+
+class _Replay(Exception):
+    """An operation of a batch run without savepoints failed: roll the batch back and redo it."""
 
 
 def _apply(
@@ -120,10 +133,15 @@ def _apply(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     what: str,
-    failures: Failures,
+    failures: Failures | None,
 ) -> None:
+    """Apply one operation; a failure is appended to ``failures`` (its savepoint rolled back) or,
+    with ``failures=None`` (no savepoint), aborts the batch's attempt with :class:`_Replay`."""
     db = manager.database
     try:
+        if failures is None:
+            fn(*args, **kwargs)
+            return
         with db.atomic():  # a savepoint inside the batch's transaction
             fn(*args, **kwargs)
     except Exception as e:
@@ -131,6 +149,8 @@ def _apply(
             # The server ended the whole transaction (a lost connection, or a deadlock victim
             # whose savepoints are gone with it): run_in_transaction re-runs the batch.
             raise _driver_cause(e) from None
+        if failures is None:
+            raise _Replay(what) from e
         failures.append((what, e))
 
 
