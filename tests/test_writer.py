@@ -63,6 +63,37 @@ def test_request_flush_writes_without_the_caller_waiting(db, run_id):
     writer.close()
 
 
+def wait_for(db: DatabaseManager, n: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if count(db) == n:
+            return True
+        time.sleep(0.02)
+    return count(db) == n
+
+
+def test_requests_soon_after_a_write_share_the_next_one(db, run_id):
+    # Epochs of a few milliseconds must not cost a transaction each: a request within
+    # request_spacing of the last write waits for it; flush() never waits.
+    writer = BackgroundWriter(db, flush_interval=60, request_spacing=0.6)
+    writer.add_steps(run_id, 0, 0, {"a": 1.0})
+    writer.request_flush()  # nothing written yet: at once
+    assert wait_for(db, 1, seconds=0.5)
+    writer.add_steps(run_id, 1, 0, {"a": 1.0})
+    writer.request_flush()
+    writer.add_steps(run_id, 2, 0, {"a": 1.0})
+    writer.request_flush()
+    time.sleep(0.2)
+    assert count(db) == 1  # spaced: not yet
+    assert wait_for(db, 3)  # both in the next write, once the spacing has passed
+    assert writer._batches == 2
+    writer.add_steps(run_id, 3, 0, {"a": 1.0})
+    writer.request_flush()
+    writer.flush()  # durable now, whatever the spacing
+    assert count(db) == 4
+    writer.close()
+
+
 def test_flush_blocks_until_durable_and_writer_is_reusable(db, run_id):
     writer = BackgroundWriter(db, flush_interval=60)
     writer.add_steps(run_id, 0, 0, {"a": 1.0, "b": 2.0})
@@ -130,6 +161,8 @@ def test_failure_is_raised_on_the_callers_thread_and_the_rest_of_the_batch_survi
 def test_bad_arguments():
     with pytest.raises(ValueError, match="flush_interval"):
         BackgroundWriter(None, flush_interval=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="request_spacing"):
+        BackgroundWriter(None, request_spacing=-1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_pending"):
         BackgroundWriter(None, max_pending=0)  # type: ignore[arg-type]
 

@@ -4,6 +4,9 @@
 drains it from a single daemon thread in batched transactions:
 
 * on a short timer (``flush_interval``, default 1 s),
+* soon after :meth:`~BackgroundWriter.request_flush` (an epoch ended), at most every
+  ``request_spacing`` seconds (default 0.25 s: a fit whose epochs take milliseconds writes a few
+  transactions a second, not one per epoch),
 * early, when the buffer is half full,
 * on :meth:`~BackgroundWriter.flush` (blocks until everything submitted before it is durable),
 * on :meth:`~BackgroundWriter.close`, and at interpreter exit (``atexit``), so nothing buffered
@@ -66,6 +69,8 @@ class BackgroundWriter:
         max_pending: buffered values (step values, or operations) at which producers block
             until the writer catches up.
         name: the thread's name.
+        request_spacing: least seconds between a write and the next one a
+            :meth:`request_flush` starts (a :meth:`flush` never waits for it).
 
     Operations are applied in submission order, except that step rows, which depend on
     nothing but their (already created) trial run, are written first in each batch.
@@ -84,15 +89,19 @@ class BackgroundWriter:
         flush_interval: float = 1.0,
         max_pending: int = 100_000,
         name: str = "expman-writer",
+        request_spacing: float = 0.25,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+        if request_spacing < 0:
+            raise ValueError(f"request_spacing must be >= 0 seconds, got {request_spacing!r}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
         self.manager = manager
         self.flush_interval = float(flush_interval)
         self.max_pending = int(max_pending)
         self.name = name
+        self.request_spacing = float(request_spacing)
         self._high = max(1, self.max_pending // 2)  # nudge the writer from here on
         self._seq = 0  # operations submitted
         self._nudged = False
@@ -208,8 +217,9 @@ class BackgroundWriter:
     def request_flush(self) -> None:
         """Ask the writer thread to write everything submitted so far now, without waiting for it.
 
-        Used at epoch end: the rows reach the database within milliseconds while training goes
-        on; :meth:`flush` is for when the caller must know they are durable.
+        Used at epoch end: the rows reach the database while training goes on, within
+        ``request_spacing`` seconds of the previous write (requests meanwhile share one
+        transaction); :meth:`flush` is for when the caller must know they are durable.
 
         Raises:
             DatabaseError: a write failed on the writer thread since the last flush.
@@ -222,7 +232,7 @@ class BackgroundWriter:
                 if self._thread is None or not self._thread.is_alive():
                     self._unlocked(self.flush)  # no thread to hand the work to: write it here
                     return
-                self._flush_seq = max(self._flush_seq, self._seq)
+                self._requested = True
                 self._wake.notify()
         self._raise_error()
 
@@ -299,6 +309,8 @@ class BackgroundWriter:
         self._done_seq = self._flush_seq = self._seq
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._requested = False  # request_flush() asked for a write (spaced, see _due)
+        self._last_write = float("-inf")  # monotonic time the last batch was taken
         self._pid = os.getpid()
 
     def _take(self) -> tuple[list[tuple[Any, ...]], int]:
@@ -307,8 +319,15 @@ class BackgroundWriter:
         if self._pending >= self._high:
             self._not_full.notify_all()
         self._pending = 0
-        self._nudged = False
+        self._nudged = self._requested = False
+        self._last_write = time.monotonic()
         return batch, self._seq
+
+    def _due(self, next_tick: float) -> float:
+        """With the lock held: when the writer must take the buffer (timer, or a spaced request)."""
+        if self._requested and self._seq > self._done_seq:
+            return min(next_tick, self._last_write + self.request_spacing)
+        return next_tick
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self.flush_interval
@@ -318,9 +337,9 @@ class BackgroundWriter:
                     not self._stopping
                     and self._flush_seq <= self._done_seq
                     and not self._nudged
-                    and time.monotonic() < next_tick
+                    and time.monotonic() < self._due(next_tick)
                 ):
-                    self._wake.wait(max(0.0, next_tick - time.monotonic()))
+                    self._wake.wait(max(0.0, self._due(next_tick) - time.monotonic()))
                 batch, seq = self._take()
                 stopping = self._stopping
             if batch:

@@ -9,12 +9,13 @@ ends it at once. The stage hooks below are called by
 :class:`~lightning_expman.lightning.hooks.LevelHooks`; spawned workers hand the run back through
 :mod:`~lightning_expman.lightning.spawn`.
 
-What a crash can lose. Values are buffered and written by a background thread at every epoch
-end and at least every ``flush_interval`` (1 s by default, see
-:class:`~lightning_expman.tracking.db.DBTracker`); Ctrl-C, SIGTERM, exceptions and a normal exit
-flush everything. A process killed with SIGKILL (or the OOM killer) cannot flush: it loses at
-most the values logged in its last ``flush_interval`` seconds, and its run keeps the status
-RUNNING until its heartbeat goes stale (then it shows LOST).
+What a crash can lose. Values are buffered and written by a background thread soon after
+every epoch end (epochs shorter than 0.25 s share a write) and at least every
+``flush_interval`` (1 s by default, see :class:`~lightning_expman.tracking.db.DBTracker`);
+Ctrl-C, SIGTERM, exceptions and a normal exit flush everything. A process killed with SIGKILL
+(or the OOM killer) cannot flush: it loses at most the values logged in its last
+``flush_interval`` seconds, and its run keeps the status RUNNING until its heartbeat goes stale
+(then it shows LOST).
 """
 
 from __future__ import annotations
