@@ -295,7 +295,7 @@ def test_a_trainer_on_several_devices_is_refused_before_fitting(tmp_path):
     )
     pipe = PipelineFactory.create(None, config, run_env)
     pipe.run_info = {"repeat_idx": 1, "seed": 3}
-    with pytest.raises(ConfigError, match="2 devices x 1 node.*cannot follow a fit across several"):
+    with pytest.raises(ConfigError, match=r"2 devices x 1 node.*cannot follow a fit across several"):
         pipe.build_trainer()
     assert pipe.trainer is None
     run_env.close()

@@ -48,6 +48,8 @@ def _first_cause(error: BaseException) -> BaseException:
     cause = error
     while "cannot rollback" in str(cause) and cause.__context__ is not None:
         cause = cause.__context__  # the wrapped driver error, then what was being rolled back
+        if cause.__cause__ is not None and not ManagerBase._is_db_error(cause):
+            cause = cause.__cause__  # raised from the driver's error (a batch abandoning its attempt)
     return cause if ManagerBase._is_db_error(cause) else error
 
 
@@ -67,6 +69,7 @@ class ManagerBase:
     _db: pw.Database
     _backend: str
     _lock: threading.RLock | None
+    _tx: threading.local  # per thread: ``rows``, what the open write transaction knows exists
 
     @property
     def url(self) -> str:
@@ -171,7 +174,11 @@ class ManagerBase:
                     if not write:
                         return fn()
                     with self._db.atomic():
-                        result = fn()
+                        self._tx.rows = set()
+                        try:
+                            result = fn()
+                        finally:
+                            self._tx.rows = None
                         done = True  # from here on a failure is in COMMIT
                     return result
                 except DatabaseError:
@@ -270,12 +277,49 @@ class ManagerBase:
         inst._dirty.clear()
         return inst
 
+    def _known(self) -> set[tuple[Any, ...]] | None:
+        """Rows the open write transaction has checked or written (``None`` outside one).
+
+        Inside one transaction a row seen to exist cannot vanish except by this transaction's
+        own deletes (which call :meth:`_forget`), so a batch of writes to one run checks the run
+        once, not once per write.
+        """
+        return getattr(self._tx, "rows", None)
+
+    def _forget(self) -> None:
+        """Called by deletes: what the transaction knew may be gone."""
+        known = self._known()
+        if known is not None:
+            known.clear()
+
     def _require(self, model: type[m.BaseModel], pk: int, label: str) -> None:
+        known = self._known()
+        if known is not None and (model, pk) in known:
+            return
         field = model._meta.primary_key
         if not model.select(field).where(field == pk).exists(self._db):
             raise QueryError(
                 f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id"
             )
+        if known is not None:
+            known.add((model, pk))
+
+    def _insert_under(
+        self, model: type[ModelT], parent: type[m.BaseModel], parent_id: int, label: str, **values: Any
+    ) -> ModelT:
+        """INSERT a row whose only foreign key names ``parent_id``: the key checks the parent in the
+        INSERT itself (on every backend: a plain INSERT, not MySQL's INSERT IGNORE), and an unknown
+        one raises the QueryError :meth:`_require` would, without a lookup first."""
+        try:
+            row = self._insert(model, **values)
+        except pw.IntegrityError as e:
+            raise QueryError(
+                f"{label} id {parent_id!r} does not exist in {self.url}; create it first or check the id"
+            ) from e
+        known = self._known()
+        if known is not None:
+            known.add((parent, parent_id))
+        return row
 
     def _epoch_exists(self, trial_run_id: int, epoch_idx: int) -> bool:
         q = m.Epoch.select(m.Epoch.idx).where(
@@ -299,13 +343,29 @@ class ManagerBase:
         return self._insert(model, **values)
 
     def _ensure_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
-        # INSERT IGNORE would also swallow a foreign-key error on MySQL: check the run first.
-        self._require(m.TrialRun, trial_run_id, "trial run")
-        m.Epoch.insert(idx=epoch_idx, trial_run=trial_run_id).on_conflict_ignore().execute(self._db)
+        self._ensure_child(m.Epoch, trial_run_id, idx=epoch_idx, trial_run=trial_run_id)
 
     def _ensure_results(self, trial_run_id: int) -> None:
-        self._require(m.TrialRun, trial_run_id, "trial run")
-        m.Results.insert(trial_run=trial_run_id).on_conflict_ignore().execute(self._db)
+        self._ensure_child(m.Results, trial_run_id, trial_run=trial_run_id)
+
+    def _ensure_child(self, model: type[m.BaseModel], trial_run_id: int, **values: Any) -> None:
+        """INSERT a row of a trial run (an EPOCH, its RESULTS) unless it exists; an unknown run
+        raises QueryError. SQLite and PostgreSQL check the run in the INSERT itself (its foreign
+        key); MySQL's INSERT IGNORE would swallow that error too, so the run is looked up first."""
+        known = self._known()
+        key = (model, *values.values())
+        if known is not None and key in known:
+            return
+        if self._backend == "mysql":
+            self._require(m.TrialRun, trial_run_id, "trial run")
+        try:
+            model.insert(**values).on_conflict_ignore().execute(self._db)
+        except pw.IntegrityError as e:  # only the foreign key can fail: conflicts are ignored
+            raise QueryError(
+                f"trial run id {trial_run_id!r} does not exist in {self.url}; create it first or check the id"
+            ) from e
+        if known is not None:
+            known.update((key, (m.TrialRun, trial_run_id)))
 
     def _select(self, query: pw.ModelSelect) -> list:
         return list(query.execute(self._db))
@@ -332,8 +392,16 @@ class ManagerBase:
     def _insert_trial(
         self, experiment_id: int, name: str, config: Mapping[str, Any] | None, tags: Any
     ) -> m.Trial:
-        return self._insert(
-            m.Trial, experiment=experiment_id, name=name, config=_scrub_value(config), tags=_scrub_value(tags)
+        """A TRIAL row; an unknown experiment raises QueryError."""
+        return self._insert_under(
+            m.Trial,
+            m.Experiment,
+            experiment_id,
+            "experiment",
+            experiment=experiment_id,
+            name=name,
+            config=_scrub_value(config),
+            tags=_scrub_value(tags),
         )
 
     def _insert_metric(self, name: str, total_val: float | None, per_label_val: Any) -> m.MetricRecord:

@@ -168,6 +168,7 @@ class RunDeletes(ManagerBase):
         )
         if dry_run:
             return out
+        self._forget()
         if runs:
             m.TrialRun.delete().where(m.TrialRun.id.in_(runs)).execute(db)  # cascades to its children
         if experiments:

@@ -93,7 +93,6 @@ class RunLifecycle(ManagerBase):
 
         def fn() -> m.Trial:
             self._pg_lock(f"trial:{experiment_id}:{name}")
-            self._require(m.Experiment, experiment_id, "experiment")
             found = (
                 m.Trial.select()
                 .where((m.Trial.experiment == experiment_id) & (m.Trial.name == name))
@@ -195,9 +194,10 @@ class RunLifecycle(ManagerBase):
         values = {k: v for k, v in values.items() if v is not None}
 
         def fn() -> None:
-            self._require(m.TrialRun, trial_run_id, "trial run")
-            if values:
-                m.TrialRun.update(values).where(m.TrialRun.id == trial_run_id).execute(self._db)
+            # MySQL counts a row whose values were already those as unchanged: then look it up.
+            this = m.TrialRun.id == trial_run_id
+            if not values or not m.TrialRun.update(values).where(this).execute(self._db):
+                self._require(m.TrialRun, trial_run_id, "trial run")
 
         self.run_in_transaction(fn, what=f"describe trial run {trial_run_id}", idempotent=True)
 
@@ -229,6 +229,7 @@ class RunLifecycle(ManagerBase):
             ]
             m.Claim.update(trial_run=None).where(m.Claim.trial_run == trial_run_id).execute(self._db)
             m.TrialRun.delete().where(m.TrialRun.id == trial_run_id).execute(self._db)  # links cascade
+            self._forget()
             if ids:
                 m.Artifact.delete().where(m.Artifact.id.in_(ids)).execute(self._db)
 

@@ -123,6 +123,7 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, LevelMetrics, BulkWri
         self._backend = backend_of(self._db)
         # An in-memory SQLite database is one shared connection: serialise threads on it.
         self._lock: threading.RLock | None = None if self._db.thread_safe else threading.RLock()
+        self._tx = threading.local()
         try:
             # A connection lost while checking the schema is retried like any read.
             self._read(

@@ -60,7 +60,6 @@ class SeedWrites(ManagerBase):
         """
 
         def fn() -> m.Trial:
-            self._require(m.Experiment, experiment_id, "experiment")
             return self._insert_trial(experiment_id, name, config, tags)
 
         return self.run_in_transaction(fn, what=f"create trial {name!r} of experiment {experiment_id}")
@@ -100,10 +99,12 @@ class SeedWrites(ManagerBase):
         parsed = _parse_status(status)
 
         def fn() -> m.TrialRun:
-            self._require(m.Trial, trial_id, "trial")
             now = m.utcnow()
-            run = self._insert(
+            run = self._insert_under(
                 m.TrialRun,
+                m.Trial,
+                trial_id,
+                "trial",
                 trial=trial_id,
                 status=parsed.value,
                 start_time=now,
