@@ -164,11 +164,11 @@ class Planner:
         flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
         beat = sa.select(H.heartbeat).where(H.trial_id == T.trial_id).scalar_subquery()
         started = T.__table__.c.datetime_start
-        query = sa.select(T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat).where(
-            T.study_id == self.study._study_id
-        )
+        # The database's clock comes with the rows: one round trip.
+        query = sa.select(
+            T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat, sa.func.now()
+        ).where(T.study_id == self.study._study_id)
         with self.storage.engine.connect() as conn:
-            db_now = conn.execute(sa.select(sa.func.now())).scalar()
             rows = conn.execute(query).all()
         S = self.optuna.trial.TrialState
         live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
@@ -178,9 +178,9 @@ class Planner:
         now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
         if not hasattr(T, "_datetime_start_utc"):  # pragma: no cover - Optuna < 5
             now = _dt.datetime.now()
-        db_now = _naive(db_now)
+        db_now = _naive(rows[0][-1]) if rows else None
         out = []
-        for trial_id, number, state, start, flag, beaten in rows:
+        for trial_id, number, state, start, flag, beaten, _ in rows:
             if state == S.RUNNING and (
                 (beaten is None and start is not None and now - start > grace)
                 or (beaten is not None and db_now is not None and db_now - _naive(beaten) > grace)
