@@ -292,15 +292,16 @@ class ManagerBase:
         if known is not None:
             known.clear()
 
+    def _missing(self, label: str, pk: Any) -> QueryError:
+        return QueryError(f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id")
+
     def _require(self, model: type[m.BaseModel], pk: int, label: str) -> None:
         known = self._known()
         if known is not None and (model, pk) in known:
             return
         field = model._meta.primary_key
         if not model.select(field).where(field == pk).exists(self._db):
-            raise QueryError(
-                f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id"
-            )
+            raise self._missing(label, pk)
         if known is not None:
             known.add((model, pk))
 
@@ -313,9 +314,7 @@ class ManagerBase:
         try:
             row = self._insert(model, **values)
         except pw.IntegrityError as e:
-            raise QueryError(
-                f"{label} id {parent_id!r} does not exist in {self.url}; create it first or check the id"
-            ) from e
+            raise self._missing(label, parent_id) from e
         known = self._known()
         if known is not None:
             known.add((parent, parent_id))
@@ -361,9 +360,7 @@ class ManagerBase:
         try:
             model.insert(**values).on_conflict_ignore().execute(self._db)
         except pw.IntegrityError as e:  # only the foreign key can fail: conflicts are ignored
-            raise QueryError(
-                f"trial run id {trial_run_id!r} does not exist in {self.url}; create it first or check the id"
-            ) from e
+            raise self._missing("trial run", trial_run_id) from e
         if known is not None:
             known.update((key, (m.TrialRun, trial_run_id)))
 
