@@ -75,8 +75,10 @@ def _lightning_log_to(env: Any) -> Iterator[None]:
         yield
     finally:
         for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
+            if quiet:  # only what was changed: Logger.setLevel clears every logger's cache
+                lg.setLevel(lv)
             for h in handlers:
                 lg.removeHandler(h)
-        for h, lv in zip(console, console_levels):
-            h.setLevel(lv)
+        if quiet:
+            for h, lv in zip(console, console_levels):
+                h.setLevel(lv)
