@@ -109,7 +109,7 @@ class SeedWrites(ManagerBase):
                 status=parsed.value,
                 start_time=now,
                 update_time=now,
-                heartbeat=now,
+                heartbeat=db_clock(self._backend),  # leases are measured on the database's clock
                 repeat_idx=repeat_idx,
                 seed=seed,
                 host=host or socket.gethostname(),
@@ -119,10 +119,7 @@ class SeedWrites(ManagerBase):
                 tags=_scrub_value(tags),
                 **lease,
             )
-            # Heartbeats (and leases) are measured on the database's clock.
-            m.TrialRun.update(heartbeat=db_clock(self._backend)).where(m.TrialRun.id == run.id).execute(
-                self._db
-            )
+            run.heartbeat = now  # the row holds the database's time; the instance this process's
             return run
 
         lease: dict[str, Any] = {}
