@@ -1,5 +1,5 @@
 """``ManagerBase``: the plumbing every part of :class:`~lightning_expman.db.manager.DatabaseManager`
-stands on — transactions, the retry on a lost connection, error translation, and small query helpers.
+stands on — transactions, the retry on a lost connection and error translation.
 
 Every write runs in one transaction through :meth:`ManagerBase.run_in_transaction`, which
 re-runs the whole transaction on a new connection (with backoff, for up to ``retry_for`` seconds)
@@ -10,8 +10,9 @@ errors are translated here into :class:`~lightning_expman.errors.QueryError` /
 :class:`~lightning_expman.errors.ConnectionError`, chained with ``from``; unknown ids and
 duplicates raise :class:`QueryError` instead of silently doing nothing.
 
-The API methods live in mixins on top of this class (``writes.py``, ``reads.py``,
-``lifecycle.py``, ``bulk.py``); ``manager.py`` opens the database and composes them.
+The query helpers and row builders are the next layer (``rows.py``); the API methods live in
+mixins on top of it (``writes.py``, ``reads.py``, ``lifecycle.py``, ``bulk.py``); ``manager.py``
+opens the database and composes them.
 """
 
 from __future__ import annotations
@@ -20,18 +21,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError, QueryError
-from ..masking import mask_url
 from . import models as m
 from .driver_errors import connect_error, describe, is_conflict, is_disconnect, scrub
 from .urls import DatabaseURL
-from .values import _clean_per_label, _scrub_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import DatabaseManager
@@ -60,7 +59,7 @@ ModelT = TypeVar("ModelT", bound=m.BaseModel)
 
 
 class ManagerBase:
-    """Transactions, retries, error translation and query helpers over one Peewee database.
+    """Transactions, retries and error translation over one Peewee database.
 
     Subclasses set ``_url``, ``_db``, ``_backend`` and ``_lock`` when they open the database.
     """
@@ -265,18 +264,6 @@ class ManagerBase:
             hint = "check the value and the database"
         return QueryError(f"{what} failed on {self.url}: {detail}; {hint}")
 
-    # ------------------------------------------------------------------ query helpers
-
-    def _insert(self, model: type[ModelT], **values: Any) -> ModelT:
-        """INSERT through this manager's database and return the instance (with its new id)."""
-        inst = model(**values)
-        new_id = model.insert(inst.__data__).execute(self._db)
-        pk = model._meta.primary_key
-        if isinstance(pk, pw.AutoField) and new_id is not None:
-            setattr(inst, pk.name, new_id)
-        inst._dirty.clear()
-        return inst
-
     def _known(self) -> set[tuple[Any, ...]] | None:
         """Rows the open write transaction has checked or written (``None`` outside one).
 
@@ -291,125 +278,3 @@ class ManagerBase:
         known = self._known()
         if known is not None:
             known.clear()
-
-    def _missing(self, label: str, pk: Any) -> QueryError:
-        return QueryError(f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id")
-
-    def _require(self, model: type[m.BaseModel], pk: int, label: str) -> None:
-        known = self._known()
-        if known is not None and (model, pk) in known:
-            return
-        field = model._meta.primary_key
-        if not model.select(field).where(field == pk).exists(self._db):
-            raise self._missing(label, pk)
-        if known is not None:
-            known.add((model, pk))
-
-    def _insert_under(
-        self, model: type[ModelT], parent: type[m.BaseModel], parent_id: int, label: str, **values: Any
-    ) -> ModelT:
-        """INSERT a row whose only foreign key names ``parent_id``: the key checks the parent in the
-        INSERT itself (on every backend: a plain INSERT, not MySQL's INSERT IGNORE), and an unknown
-        one raises the QueryError :meth:`_require` would, without a lookup first."""
-        try:
-            row = self._insert(model, **values)
-        except pw.IntegrityError as e:
-            raise self._missing(label, parent_id) from e
-        known = self._known()
-        if known is not None:
-            known.add((parent, parent_id))
-        return row
-
-    def _epoch_exists(self, trial_run_id: int, epoch_idx: int) -> bool:
-        q = m.Epoch.select(m.Epoch.idx).where(
-            (m.Epoch.trial_run == trial_run_id) & (m.Epoch.idx == epoch_idx)
-        )
-        return q.exists(self._db)
-
-    def _require_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
-        if not self._epoch_exists(trial_run_id, epoch_idx):
-            self._require(m.TrialRun, trial_run_id, "trial run")
-            raise QueryError(
-                f"epoch {epoch_idx} of trial run {trial_run_id} does not exist in {self.url}; "
-                f"call create_epoch({epoch_idx}, {trial_run_id}) first"
-            )
-
-    def _insert_link(self, model: type[m.BaseModel], label: str, **values: Any) -> m.BaseModel:
-        where = [getattr(model, k) == v for k, v in values.items()]
-        if model.select().where(*where).exists(self._db):
-            args = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise QueryError(f"{label} ({args}) is already linked in {self.url}")
-        return self._insert(model, **values)
-
-    def _ensure_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
-        self._ensure_child(m.Epoch, trial_run_id, idx=epoch_idx, trial_run=trial_run_id)
-
-    def _ensure_results(self, trial_run_id: int) -> None:
-        self._ensure_child(m.Results, trial_run_id, trial_run=trial_run_id)
-
-    def _ensure_child(self, model: type[m.BaseModel], trial_run_id: int, **values: Any) -> None:
-        """INSERT a row of a trial run (an EPOCH, its RESULTS) unless it exists; an unknown run
-        raises QueryError. SQLite and PostgreSQL check the run in the INSERT itself (its foreign
-        key); MySQL's INSERT IGNORE would swallow that error too, so the run is looked up first."""
-        known = self._known()
-        key = (model, *values.values())
-        if known is not None and key in known:
-            return
-        if self._backend == "mysql":
-            self._require(m.TrialRun, trial_run_id, "trial run")
-        try:
-            model.insert(**values).on_conflict_ignore().execute(self._db)
-        except pw.IntegrityError as e:  # only the foreign key can fail: conflicts are ignored
-            raise self._missing("trial run", trial_run_id) from e
-        if known is not None:
-            known.update((key, (m.TrialRun, trial_run_id)))
-
-    def _select(self, query: pw.ModelSelect) -> list:
-        return list(query.execute(self._db))
-
-    def _update_run(self, trial_run_id: int, values: Mapping[Any, Any]) -> m.TrialRun:
-        """UPDATE one TRIAL_RUN row and return it as stored (the caller checked that it exists)."""
-        m.TrialRun.update(values).where(m.TrialRun.id == trial_run_id).execute(self._db)
-        return m.TrialRun.select().where(m.TrialRun.id == trial_run_id).get(self._db)
-
-    # ------------------------------------------------------------------ row builders (secrets masked)
-
-    def _insert_experiment(
-        self, title: str, desc: str, config: Mapping[str, Any] | None, config_hash: str | None, tags: Any
-    ) -> m.Experiment:
-        return self._insert(
-            m.Experiment,
-            title=title,
-            desc=desc or "",
-            config=_scrub_value(config),
-            config_hash=config_hash,
-            tags=_scrub_value(tags),
-        )
-
-    def _insert_trial(
-        self, experiment_id: int, name: str, config: Mapping[str, Any] | None, tags: Any
-    ) -> m.Trial:
-        """A TRIAL row; an unknown experiment raises QueryError."""
-        return self._insert_under(
-            m.Trial,
-            m.Experiment,
-            experiment_id,
-            "experiment",
-            experiment=experiment_id,
-            name=name,
-            config=_scrub_value(config),
-            tags=_scrub_value(tags),
-        )
-
-    def _insert_metric(self, name: str, total_val: float | None, per_label_val: Any) -> m.MetricRecord:
-        """A METRIC row: NaN/inf stored as NULL, in the total and in the per-label values."""
-        return self._insert(
-            m.MetricRecord,
-            type=name,
-            total_val=m.finite_or_none(total_val),
-            per_label_val=_clean_per_label(per_label_val),
-        )
-
-    def _insert_artifact(self, artifact_type: str, location: str) -> m.Artifact:
-        """An ARTIFACT row; a URL's password in ``location`` is masked."""
-        return self._insert(m.Artifact, type=str(artifact_type), location=mask_url(str(location)))

@@ -10,10 +10,10 @@ from typing import Any
 
 from peewee import __exception_wrapper__ as _driver_errors
 
-from ..enums import MetricKey, metric_name
+from ..enums import MetricKey
 from ..errors import QueryError
 from . import models as m
-from .base import ManagerBase
+from .rows import RowHelpers
 
 __all__ = ["BulkWrites", "MetricItems"]
 
@@ -37,7 +37,7 @@ def step_value(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class BulkWrites(ManagerBase):
+class BulkWrites(RowHelpers):
     """``record_step_metrics``, ``record_epoch_metrics``, ``record_results_metrics``, ``add_artifact``."""
 
     def record_step_metrics(
@@ -100,9 +100,7 @@ class BulkWrites(ManagerBase):
         self, metrics: list[tuple], link: type[m.BaseModel], **link_values: Any
     ) -> list[m.MetricRecord]:
         """Insert METRIC rows and one ``link`` row per metric (``link_values`` + the metric id)."""
-        records = []
-        for name, value, *rest in metrics:
-            records.append(self._insert_metric(metric_name(name), value, rest[0] if rest else None))
+        records = self._insert_metrics(metrics)
         if records:
             link.insert_many([{**link_values, "metric": r.id} for r in records]).execute(self._db)
         return records

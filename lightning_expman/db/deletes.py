@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..enums import RunStatus
 from . import models as m
-from .base import ManagerBase
+from .rows import RowHelpers
 
 __all__ = ["Deleted", "RunDeletes"]
 
@@ -39,7 +39,7 @@ _ARTIFACT_LINKS = (
 )
 
 
-class RunDeletes(ManagerBase):
+class RunDeletes(RowHelpers):
     """``delete_runs``, ``delete_experiment`` (a DatabaseManager mixin)."""
 
     def delete_runs(self, run_ids: Iterable[int], *, dry_run: bool = False) -> Deleted:

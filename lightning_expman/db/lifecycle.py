@@ -18,8 +18,8 @@ import peewee as pw
 from ..enums import RunStatus
 from ..masking import mask_text
 from . import models as m
-from .base import ManagerBase
 from .clock import db_clock
+from .rows import RowHelpers
 from .values import _parse_status, _scrub_value, flatten
 
 __all__ = ["RunLifecycle"]
@@ -27,7 +27,7 @@ __all__ = ["RunLifecycle"]
 log = logging.getLogger("lightning_expman.db.manager")
 
 
-class RunLifecycle(ManagerBase):
+class RunLifecycle(RowHelpers):
     """``get_or_create_*``, ``log_params``, ``heartbeat``, ``finish_trial_run`` (a DatabaseManager mixin)."""
 
     @contextmanager

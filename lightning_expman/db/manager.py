@@ -18,7 +18,8 @@ Example (the seed's, unchanged):
 
 The API is written in one module per concern and composed here:
 
-* ``base.py``: transactions, the retry on a lost connection, error translation, query helpers;
+* ``base.py``: transactions, the retry on a lost connection, error translation;
+* ``rows.py``: the query helpers and row builders the others share (secrets masked);
 * ``writes.py``: the seed's ``create_*`` / ``record_*`` / ``link_*`` / ``update_trial_run_status``;
 * ``reads.py``: the seed's ``get_*_metrics`` / ``get_*_artifacts``;
 * ``lifecycle.py``: get-or-create (race-safe), params, heartbeat and end of a run (trackers);

@@ -12,7 +12,7 @@ from typing import Any
 import peewee as pw
 
 from . import models as m
-from .base import ManagerBase
+from .rows import RowHelpers
 
 __all__ = ["SeedReads"]
 
@@ -45,7 +45,7 @@ def _run_artifact_links(runs: Any, *, in_: bool) -> list[pw.ModelSelect]:
     ]
 
 
-class SeedReads(ManagerBase):
+class SeedReads(RowHelpers):
     """``get_*_metrics`` / ``get_*_artifacts`` (mixed into DatabaseManager)."""
 
     def _linked(self, model: type[m.BaseModel], *links: pw.ModelSelect) -> list:

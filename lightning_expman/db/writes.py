@@ -17,8 +17,8 @@ import peewee as pw
 from ..enums import MetricKey, RunStatus, metric_name
 from ..errors import QueryError
 from . import models as m
-from .base import ManagerBase
 from .clock import db_clock
+from .rows import RowHelpers
 from .values import _parse_status, _scrub_value
 
 __all__ = ["SeedWrites"]
@@ -26,7 +26,7 @@ __all__ = ["SeedWrites"]
 LinkT = TypeVar("LinkT", bound=m.BaseModel)
 
 
-class SeedWrites(ManagerBase):
+class SeedWrites(RowHelpers):
     """``create_*``, ``record_*``, ``link_*`` and ``update_trial_run_status`` (mixed into DatabaseManager)."""
 
     def create_experiment(
@@ -154,7 +154,8 @@ class SeedWrites(ManagerBase):
         """
         name = metric_name(metric_type)
         return self.run_in_transaction(
-            lambda: self._insert_metric(name, total_val, per_label_val), what=f"record metric {name!r}"
+            lambda: self._insert_metrics([(name, total_val, per_label_val)])[0],
+            what=f"record metric {name!r}",
         )
 
     def create_epoch(self, epoch_idx: int, trial_run_id: int) -> m.Epoch:
