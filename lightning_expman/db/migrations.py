@@ -127,8 +127,9 @@ def _schema_lock(db: pw.Database) -> Iterator[None]:
 def _create_tables(db: pw.Database) -> None:
     # SchemaManager(model, db) renders the DDL for ``db`` explicitly, whatever the models'
     # proxy currently points at (another manager in this process may have bound it).
+    existing = set(db.get_tables())  # one catalogue query (table_exists() runs it per table)
     for model in pw.sort_models(models.ALL_MODELS):
-        if not db.table_exists(model._meta.table_name):
+        if model._meta.table_name not in existing:
             pw.SchemaManager(model, db).create_all(safe=True)
 
 
