@@ -438,3 +438,27 @@ def test_context_manager_closes(sqlite_url):
         db.create_experiment("x")
         assert not db.database.is_closed()
     assert db.database.is_closed()
+
+
+def test_cached_insert_stores_what_peewees_insert_stores(db, run):
+    # RowHelpers._insert builds each statement text once and converts values itself: every
+    # column must come back exactly as from Peewee's own INSERT of the same row.
+    exp, trial, _ = run
+    rows = [
+        (m.Experiment, {"title": "t", "desc": "", "config": {"a": [1, 2.5, None], "p": "x"}, "tags": ["u"]}),
+        (m.Trial, {"experiment": exp.id, "name": "n", "config": {"lr": 1e-3}, "tags": {"k": "v"}}),
+        (m.MetricRecord, {"type": "val_acc", "total_val": 0.875, "per_label_val": {"cat": 0.5, "dog": None}}),
+        (m.Artifact, {"type": "checkpoint", "location": "/ckpt/é poch=2.ckpt"}),
+        (m.TrialRun, {"trial": trial.id, "status": "RUNNING", "repeat_idx": 2, "seed": 7, "host": "h"}),
+    ]
+    for model, values in rows:
+        with db.database.bind_ctx([model]):
+            ours = db.run_in_transaction(lambda: db._insert(model, **values))  # noqa: B023
+            theirs = model.insert(model(**values).__data__).execute(db.database)
+            a = model.select().where(model.id == ours.id).dicts().get()
+            b = model.select().where(model.id == theirs).dicts().get()
+        a.pop("id"), b.pop("id")
+        for key in ("start_time", "update_time", "time", "heartbeat"):  # defaults: now, per row
+            assert (a.pop(key, None) is None) == (b.pop(key, None) is None), (model, key)
+        assert a == b, model
+        assert isinstance(ours.id, int) and ours.id != theirs

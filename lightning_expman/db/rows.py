@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import peewee as pw
-from peewee import __exception_wrapper__ as _driver_errors
 
 from ..enums import metric_name
 from ..errors import QueryError
@@ -23,19 +22,56 @@ __all__ = ["RowHelpers"]
 
 ModelT = TypeVar("ModelT", bound=m.BaseModel)
 
+# (backend, model, column names) -> (INSERT text, its fields in order): see RowHelpers._insert
+_STATEMENTS: dict[tuple[Any, ...], tuple[str, list[pw.Field]]] = {}
+
 
 class RowHelpers(ManagerBase):
     """Query helpers and row builders (private: the manager's API methods call them)."""
 
     def _insert(self, model: type[ModelT], **values: Any) -> ModelT:
-        """INSERT through this manager's database and return the instance (with its new id)."""
+        """INSERT through this manager's database and return the instance (with its new id).
+
+        Runs and epochs insert the same few shapes of row all the time, so the statement text is
+        built once per backend, model and set of columns, and each call only converts its values
+        (``Field.db_value``, as Peewee does); Peewee would build the same text again per row at
+        several times the cost of running it. A value that is SQL (the database's clock) goes
+        through Peewee's own INSERT.
+        """
         inst = model(**values)
-        new_id = model.insert(inst.__data__).execute(self._db)
-        pk = model._meta.primary_key
-        if isinstance(pk, pw.AutoField) and new_id is not None:
+        data = inst.__data__
+        meta = model._meta
+        pk = meta.primary_key
+        auto = isinstance(pk, pw.AutoField)
+        if any(isinstance(v, pw.Node) for v in data.values()):
+            new_id = model.insert(data).execute(self._db)
+        else:
+            key = (self._backend, model, tuple(data))
+            statement = _STATEMENTS.get(key)
+            if statement is None:
+                statement = _STATEMENTS[key] = self._insert_statement(model, tuple(data), auto)
+            sql, fields = statement
+            cursor = self._db.execute_sql(sql, [f.db_value(data[f.name]) for f in fields])
+            new_id = (
+                (cursor.fetchone()[0] if self._backend == "postgresql" else cursor.lastrowid)
+                if auto
+                else None
+            )
+        if auto and new_id is not None:
             setattr(inst, pk.name, new_id)
         inst._dirty.clear()
         return inst
+
+    def _insert_statement(
+        self, model: type[m.BaseModel], names: tuple[str, ...], auto: bool
+    ) -> tuple[str, list[pw.Field]]:
+        q, p = self._db.quote, self._db.param
+        fields = [model._meta.fields[name] for name in names]
+        cols = ", ".join(f.column_name.join(q) for f in fields)
+        sql = f"INSERT INTO {model._meta.table_name.join(q)} ({cols}) VALUES ({', '.join([p] * len(fields))})"
+        if auto and self._backend == "postgresql":
+            sql += f" RETURNING {model._meta.primary_key.column_name.join(q)}"
+        return sql, fields
 
     def _missing(self, label: str, pk: Any) -> QueryError:
         return QueryError(f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id")
@@ -148,35 +184,16 @@ class RowHelpers(ManagerBase):
 
     def _insert_metrics(self, metrics: list[tuple]) -> list[m.MetricRecord]:
         """INSERT METRIC rows from ``(name, total_value[, per_label_values])`` tuples and return them
-        with their ids; NaN/inf are stored as NULL, in the total and in the per-label values.
-
-        Every epoch of every run comes here, so the rows go through the raw cursor with one
-        statement text (Peewee would build the same statement again for each row, at several
-        times the cost of running it).
-        """
-        M = m.MetricRecord
-        q, p = self._db.quote, self._db.param
-        cols = ", ".join(c.join(q) for c in ("type", "total_val", "per_label_val"))
-        sql = f"INSERT INTO {'metric'.join(q)} ({cols}) VALUES ({p}, {p}, {p})"
-        returning = self._backend == "postgresql"
-        if returning:
-            sql += f" RETURNING {'id'.join(q)}"
-        to_db = M.per_label_val.db_value
-        cursor = self._db.cursor()
-        records = []
-        # Raw driver errors are wrapped like Peewee's own, so _run translates/retries them alike.
-        with _driver_errors:
-            for name, value, *rest in metrics:
-                record = M(
-                    type=metric_name(name),
-                    total_val=m.finite_or_none(value),
-                    per_label_val=_clean_per_label(rest[0] if rest else None),
-                )
-                cursor.execute(sql, (record.type, record.total_val, to_db(record.per_label_val)))
-                record.id = cursor.fetchone()[0] if returning else cursor.lastrowid
-                record._dirty.clear()
-                records.append(record)
-        return records
+        with their ids; NaN/inf are stored as NULL, in the total and in the per-label values."""
+        return [
+            self._insert(
+                m.MetricRecord,
+                type=metric_name(name),
+                total_val=m.finite_or_none(value),
+                per_label_val=_clean_per_label(rest[0] if rest else None),
+            )
+            for name, value, *rest in metrics
+        ]
 
     def _insert_artifact(self, artifact_type: str, location: str) -> m.Artifact:
         """An ARTIFACT row; a URL's password in ``location`` is masked."""
