@@ -194,6 +194,17 @@ def test_unknown_ids_raise_query_error(db, run):
         with pytest.raises(QueryError) as info:
             call()
         assert "\n" not in str(info.value), i
+    # Parents that the INSERT's foreign key checks (no lookup first) are named like looked-up ones.
+    for call in (
+        lambda: db.create_trial(999, "t"),
+        lambda: db.create_trial_run(999),
+        lambda: db.get_or_create_trial(999, "t"),
+        lambda: db.ensure_epoch(999, 0),
+        lambda: db.record_epoch_metrics(999, 0, {"x": 1.0}),
+        lambda: db.record_results_metrics(999, {"x": 1.0}),
+    ):
+        with pytest.raises(QueryError, match=r" id 999 does not exist in "):
+            call()
     # nothing half-written by the failed calls
     assert count(db, "trial") == 1 and count(db, "epoch") == 0 and count(db, "results") == 0
     assert count(db, "artifact") == 1 and count(db, "run_param") == 0

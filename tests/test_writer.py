@@ -202,3 +202,25 @@ def test_buffered_rows_survive_process_exit_without_close(tmp_path: Path, ending
         assert con.execute("SELECT count(*) FROM step_metric").fetchone()[0] == 6000
         assert con.execute("SELECT count(*) FROM epoch_metric").fetchone()[0] == 1
         assert con.execute("SELECT status FROM trial_run").fetchone() == ("RUNNING",)
+
+
+def test_a_batch_abandoned_after_sqlite_ended_the_transaction_reports_the_drivers_error():
+    # SQLite rolls a transaction back by itself on some errors (disk full): the batch's attempt
+    # without savepoints is then abandoned (_Replay) and the rollback fails. The error reported
+    # must be the driver's, not "cannot rollback".
+    import peewee as pw
+
+    from lightning_expman.db.base import _first_cause
+    from lightning_expman.db.batch import _Replay
+
+    full = pw.OperationalError("database or disk is full")
+    try:
+        try:
+            try:
+                raise full
+            except pw.OperationalError as e:
+                raise _Replay("record_epoch_metrics") from e
+        except _Replay:
+            raise pw.OperationalError("cannot rollback - no transaction is active") from None
+    except pw.OperationalError as rollback:
+        assert _first_cause(rollback) is full

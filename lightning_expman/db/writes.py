@@ -119,7 +119,7 @@ class SeedWrites(RowHelpers):
                 tags=_scrub_value(tags),
                 **lease,
             )
-            run.heartbeat = now  # the row holds the database's time; the instance this process's
+            run.heartbeat = now  # the row holds the database's clock, the instance this process's
             return run
 
         lease: dict[str, Any] = {}
