@@ -11,12 +11,13 @@ parameters, turned into TRIALs, told the mean over repeats.
   replaced). Two processes asking for the last slot at once both get a trial number; the one
   with the higher number sees ``num_trials`` counted trials before it, marks its trial FAIL with
   the user attribute ``expman_over_budget`` and stops (Optuna cannot delete a trial).
-* **Killed before the first heartbeat.** Optuna fails only trials that have beaten once; the
-  first heartbeat is written right after ``ask``, and a process killed in those milliseconds
-  leaves a RUNNING trial that never beats. The planner fails such a trial once it is older
-  than the grace period (by ``datetime_start``, which Optuna stamps with the asking host's
-  clock: hosts sharing a study should keep their clocks in step, as NTP does), so it is
-  replaced like a stale one.
+* **Killed before the first heartbeat.** Optuna fails only trials that have beaten once; a
+  trial's first heartbeat comes from the planner's heartbeat thread within one interval of
+  ``ask`` (a trial shorter than that never beats), and a process killed before it leaves a
+  RUNNING trial that never beats. The planner fails such a trial once it is older than the
+  grace period (by ``datetime_start``, which Optuna stamps with the asking host's clock: hosts
+  sharing a study should keep their clocks in step, as NTP does), so it is replaced like a
+  stale one.
 * **Names.** Optuna trial *n* of template trial ``mlp`` is the TRIAL ``mlp-t<n>`` (``mlp-t007``);
   its sampled values are the trial's ``params``, its settings the template's with them set.
 """
@@ -122,6 +123,7 @@ class Planner:
         self.storage = _storage(db_url, stale_after)
         self.study = self._study(sampler, pruner)
         self._beats = _Beats(self.storage)
+        self._budget_query: Any = None  # see _counts
 
     def _study(self, sampler: Any, pruner: Any) -> optuna.Study:
         for attempt in range(3):  # create_study(load_if_exists) races only on the very first call
@@ -157,19 +159,22 @@ class Planner:
         loads every running one again; the budget needs only states, the counted-failure flag
         and the heartbeats, read from Optuna's tables directly.
         """
-        import sqlalchemy as sa
         from optuna.storages._rdb import models as om
 
-        T, A, H = om.TrialModel, om.TrialUserAttributeModel, om.TrialHeartbeatModel
-        flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
-        beat = sa.select(H.heartbeat).where(H.trial_id == T.trial_id).scalar_subquery()
-        started = T.__table__.c.datetime_start
-        # The database's clock comes with the rows: one round trip.
-        query = sa.select(
-            T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat, sa.func.now()
-        ).where(T.study_id == self.study._study_id)
+        T = om.TrialModel
+        if self._budget_query is None:  # built once: SQLAlchemy caches its compiled form by shape
+            import sqlalchemy as sa
+
+            A, H = om.TrialUserAttributeModel, om.TrialHeartbeatModel
+            flagged = sa.select(A.trial_id).where(A.key == COUNTED_FAILURE)
+            beat = sa.select(H.heartbeat).where(H.trial_id == T.trial_id).scalar_subquery()
+            started = T.__table__.c.datetime_start
+            # The database's clock comes with the rows: one round trip.
+            self._budget_query = sa.select(
+                T.trial_id, T.number, T.state, started, T.trial_id.in_(flagged), beat, sa.func.now()
+            ).where(T.study_id == self.study._study_id)
         with self.storage.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(self._budget_query).all()
         S = self.optuna.trial.TrialState
         live = (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
         grace = _dt.timedelta(seconds=self.storage.grace_period or 0)
@@ -210,9 +215,9 @@ class Planner:
         if sum(1 for _, counted in seen if counted) >= self.search.num_trials:
             return None
         trial = self.study.ask(self.distributions)
-        # At once: Optuna fails a stale trial by its last heartbeat, and a trial that never beat
-        # is never failed (a process killed in this window leaves it RUNNING; see the docstring).
-        self.storage.record_heartbeat(trial._trial_id)
+        # Its first heartbeat comes from the heartbeat thread within one interval (half the grace
+        # period at most); a process killed before that is caught by the never-beat rule of
+        # :meth:`_counts`. A beat here would cost every trial a write for that window's sake.
         if trial.number != len(seen):  # others asked meanwhile: count what precedes this trial
             seen = self._counts()
         if sum(1 for number, counted in seen if counted and number < trial.number) >= self.search.num_trials:
@@ -223,7 +228,7 @@ class Planner:
 
     @contextlib.contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
-        """Optuna heartbeats for ``trial`` while its runs execute (the first was written by :meth:`ask`)."""
+        """Optuna heartbeats for ``trial`` while its runs execute (every interval, from a thread)."""
         self._beats.add(trial._trial_id)
         try:
             yield
@@ -324,10 +329,11 @@ def _naive(value: Any) -> Any:
 class _Beats:
     """One heartbeat thread per planner, beating every trial it runs now.
 
-    Optuna's ``HeartbeatThread`` starts (and joins) a thread per trial and writes a beat at once;
-    :meth:`Planner.ask` has written the first beat already, so one long-lived thread that beats
-    the current trials every interval (well inside the grace period of two intervals) does the
-    same for one write and no thread start per trial.
+    Optuna's ``HeartbeatThread`` starts (and joins) a thread per trial and writes a beat at once.
+    One long-lived thread that beats the current trials every interval (the grace period is at
+    least two) keeps every live trial's beat fresh without a thread start per trial, and a trial
+    shorter than one interval is never beaten at all: :meth:`Planner._counts` fails a trial that
+    never beat by its start time, so a process killed before the first beat is still replaced.
     """
 
     def __init__(self, storage: Any) -> None:
