@@ -65,6 +65,7 @@ __all__ = [
     "PipelineCallback",
     "PipelineFactory",
     "instantiate",
+    "pipeline_factory",
     "register_pipeline",
     "registered_pipelines",
 ]
@@ -132,15 +133,24 @@ class PipelineFactory:
         Raises:
             ConfigError: an unknown name (naming the closest registered one and the valid names).
         """
-        name = name or DEFAULT_PIPELINE
-        factory = _REGISTRY.get(name)
-        if factory is None and "." in name:
-            factory = import_object(name, key="pipeline")
-        if factory is None:
-            raise ConfigError(
-                f"unknown pipeline {name!r}{hint(name, _REGISTRY)}; "
-                f"valid: {', '.join(registered_pipelines())} "
-                "or a 'package.module.Class' path",
-                key="pipeline",
-            )
-        return factory(env, config)
+        return pipeline_factory(name)(env, config)
+
+
+def pipeline_factory(name: str | None) -> PipelineFactoryFn:
+    """What :meth:`PipelineFactory.create` calls for pipeline type ``name`` (``None``: ``"lightning"``).
+
+    Raises:
+        ConfigError: an unknown name (naming the closest registered one and the valid names).
+    """
+    name = name or DEFAULT_PIPELINE
+    factory = _REGISTRY.get(name)
+    if factory is None and "." in name:
+        factory = import_object(name, key="pipeline")
+    if factory is None:
+        raise ConfigError(
+            f"unknown pipeline {name!r}{hint(name, _REGISTRY)}; "
+            f"valid: {', '.join(registered_pipelines())} "
+            "or a 'package.module.Class' path",
+            key="pipeline",
+        )
+    return factory

@@ -54,6 +54,9 @@ class LightningPipeline(Pipeline):
         <RunStatus.COMPLETED: 'COMPLETED'>
     """
 
+    _settings: Any = None  # what was given as config (a mapping or a DictConfig)
+    _config: Any = None  # the DictConfig, once built
+
     def __init__(self, env: Environment, config: Any) -> None:
         super().__init__(env, config)
         import lightning as L
@@ -70,6 +73,31 @@ class LightningPipeline(Pipeline):
         self.datamodule = instantiate(data, key="data") if data else None
         self.trainer: Any = None
         self.continue_from: str | None = None  # the last checkpoint a continued run fits from
+
+    @property
+    def config(self) -> Any:
+        """The run's settings as a ``DictConfig`` (a plain mapping given is converted on first use).
+
+        The runner hands this pipeline its settings as a plain dict: reading them needs no
+        ``DictConfig``, and building one costs more than a millisecond per run. Code that uses
+        ``pipeline.config`` gets one as before, and what it changes there is what is read after.
+        """
+        if self._config is None and self._settings is not None:
+            from omegaconf import OmegaConf
+
+            self._config = OmegaConf.create(self._settings)
+        return self._config
+
+    @config.setter
+    def config(self, value: Any) -> None:
+        from omegaconf import DictConfig
+
+        self._settings = value
+        self._config = value if isinstance(value, DictConfig) or value is None else None
+
+    def _setting(self, key: str, default: Any = None) -> Any:
+        """One top-level setting, read from the ``DictConfig`` once there is one."""
+        return _get(self._config if self._config is not None else self._settings, key, default)
 
     def build_trainer(self) -> Any:
         """Build the Trainer: ExpmanLogger in runner mode, level hooks and configured callbacks.
@@ -89,14 +117,14 @@ class LightningPipeline(Pipeline):
             "enable_progress_bar": verbose,
             "enable_model_summary": verbose,
         }
-        trainer_settings = dict(to_plain(_get(self.config, "trainer")) or {})
+        trainer_settings = dict(to_plain(self._setting("trainer")) or {})
         if "callbacks" in trainer_settings:
             raise ConfigError(
                 "list callbacks in settings.callbacks, not trainer.callbacks", key="trainer.callbacks"
             )
         loggers = self._extra_loggers(trainer_settings.pop("logger", None))
         kwargs.update(instantiate_all(trainer_settings, key="trainer"))  # plugins/profiler as specs
-        specs = to_plain(_get(self.config, "callbacks")) or []
+        specs = to_plain(self._setting("callbacks")) or []
         callbacks = [build_callback(spec, key=f"callbacks[{i}]") for i, spec in enumerate(specs)]
         if kwargs.get("enable_checkpointing", True) and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
@@ -171,7 +199,7 @@ class LightningPipeline(Pipeline):
         return is_overridden("test_dataloader", self.model, L.LightningModule)
 
     def _test_mode(self) -> bool:
-        mode = _get(self.config, "test", "auto")
+        mode = self._setting("test", "auto")
         if mode in (True, False):
             return bool(mode)
         if str(mode).lower() != "auto":

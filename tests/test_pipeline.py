@@ -278,6 +278,49 @@ def test_lightning_pipeline_fits_and_tests(tmp_path):
         e.close()
 
 
+@register_pipeline("one_epoch_lightning")
+class OneEpochLightning(LightningPipeline):
+    """A Lightning pipeline of a user: changes a setting through ``self.config`` and overrides run()."""
+
+    seen: list[tuple[str, object]] = []
+
+    def __init__(self, env, config):
+        super().__init__(env, config)
+        self.config.trainer.max_epochs = 1  # attribute access: a DictConfig
+
+    def run(self, config=None):
+        OneEpochLightning.seen.append((type(config).__name__, config.trainer.max_epochs))
+        return super().run(config)
+
+
+def test_a_lightning_pipelines_config_is_a_dictconfig_and_what_is_changed_there_is_used(tmp_path):
+    """The runner hands Lightning pipelines plain settings (the DictConfig is built on first use of
+    ``pipeline.config``); a subclass still gets a DictConfig from ``self.config`` and in an
+    overridden ``run(config)``, and a setting changed there is what the Trainer is built from."""
+    cfg = write_config(tmp_path, [{"name": "t"}], experiment={"pipeline": "one_epoch_lightning"})
+    OneEpochLightning.seen.clear()
+    assert Experiment.create(cfg).run().exit_code == 0
+    assert OneEpochLightning.seen == [("DictConfig", 1)]
+    assert [(r["status"], r["epochs"]) for r in runs_of(tmp_path)] == [("COMPLETED", 1)]  # not 2
+
+
+def test_the_standard_pipeline_reads_plain_settings_without_building_a_dictconfig(tmp_path):
+    from lightning_expman.workspace import Environment
+
+    env = Environment.from_config({"workspace": str(tmp_path / "ws")})
+    run_env = env.create_child("solo").create_child("t").create_child("run_1")
+    settings = {"seed": 3, "model": {"class_path": "tests.tiny.TinyClassifier"}, "test": False}
+    settings["trainer"] = {"max_epochs": 1, "enable_checkpointing": False}
+    pipe = PipelineFactory.create(None, settings, run_env)
+    pipe.run_info = {"repeat_idx": 1, "seed": 3}
+    trainer = pipe.build_trainer()
+    assert trainer.max_epochs == 1 and not pipe._test_mode()
+    assert pipe._config is None  # nothing above needed the DictConfig
+    assert OmegaConf.to_container(pipe.config) == settings
+    run_env.close()
+    env.close()
+
+
 def test_a_trainer_on_several_devices_is_refused_before_fitting(tmp_path):
     """The load-time check reads the settings; a Trainer that still ends up on several devices
     (``devices: auto`` on a machine with several GPUs, here asked for directly) is refused when

@@ -66,6 +66,7 @@ class _Runner:
         self._trial_pos: int | None = None
         self._trial_env: Environment | None = None
         self._pipeline: Any = None
+        self._plain_settings: bool | None = None
 
     # -- levels
     def open(self) -> None:
@@ -178,6 +179,24 @@ class _Runner:
             if lease is not None:
                 lease.stop()
 
+    def _takes_plain_settings(self) -> bool:
+        """Whether runs get their settings as a plain dict: a Lightning pipeline built by the
+        default factory (it builds the ``DictConfig`` only if ``pipeline.config`` is used)."""
+        if self._plain_settings is None:
+            from ..pipeline import LightningPipeline, pipeline_factory
+            from .seed import is_default_factory
+
+            try:
+                built = pipeline_factory(self.spec.pipeline)
+            except Exception:  # reported by the run that builds it
+                built = None
+            self._plain_settings = (
+                is_default_factory(self.factory)
+                and isinstance(built, type)
+                and issubclass(built, LightningPipeline)
+            )
+        return self._plain_settings
+
     def _run_job(self, job: _Job, total: int, claim: Claim | None) -> RunResult:
         from omegaconf import OmegaConf
 
@@ -201,7 +220,7 @@ class _Runner:
             # Saved and stored from the plain dict: converting the DictConfig back costs more.
             data = trial.run_settings_data(job.seed)
             run_env.save_config(data)
-            config = OmegaConf.create(data)
+            config = data if self._takes_plain_settings() else OmegaConf.create(data)
             run_info = {
                 "repeat_idx": job.repeat_idx,
                 "seed": job.seed,
@@ -269,6 +288,8 @@ class _Runner:
         pipeline = self._pipeline = self.factory.create(self.spec.pipeline, config, run_env, trial.id)
         pipeline.run_info = run_info
         if isinstance(pipeline, LightningPipeline):
+            if self._plain_settings and type(pipeline).run is not LightningPipeline.run:
+                config = pipeline.config  # an overridden run() gets the DictConfig, as before
             return pipeline.run(config)
         from ..lightning.context import collect_context
 
