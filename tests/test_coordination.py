@@ -48,7 +48,7 @@ def test_a_unit_is_claimed_once_and_a_done_unit_never_again(db):
     claims = [first.claim(t, r, seed=r) for t, r in units]
     assert all(c is not None for c in claims)
     assert [second.claim(t, r) for t, r in units] == [None, None, None]  # taken, leases alive
-    db.finish_trial_run(claims[0].run_id, "completed", owner=claims[0].owner)
+    assert db.finish_trial_run(claims[0].run_id, "completed", owner=claims[0].owner) is True
     assert Claimer(db).claim(*units[0]) is None  # done for good
     rows = list(m.TrialRun.select().order_by(m.TrialRun.id).execute(db.database))
     assert [(r.repeat_idx, r.seed, r.owner is not None, r.lease_s) for r in rows] == [
@@ -71,7 +71,7 @@ def test_an_expired_lease_is_lost_and_claimed_again_by_anyone(db):
     assert row.status == "LOST" and row.error.startswith("lost: no heartbeat within its lease")
     assert row.end_time is not None
     # The late holder cannot bring it back: the unit went on without it.
-    db.finish_trial_run(old.run_id, "completed", owner=old.owner)
+    assert db.finish_trial_run(old.run_id, "completed", owner=old.owner) is False
     assert _status(db, old.run_id) == "LOST"
     claim = m.Claim.get((m.Claim.trial == trial) & (m.Claim.repeat_idx == 1))
     assert claim.trial_run_id == new.run_id

@@ -305,6 +305,8 @@ def test_ensure_epoch_is_idempotent(db, run):
     db.ensure_epoch(trial_run.id, 4)
     db.ensure_epoch(trial_run.id, 4)
     assert count(db, "epoch") == 1
+    with db.database.bind_ctx([m.Epoch]):
+        assert m.Epoch.get().time is not None  # the model's default, as Peewee's INSERT sets it
 
 
 def test_add_artifact_links_every_requested_level(db, run):
@@ -357,10 +359,11 @@ def test_trial_run_lifecycle(db, run):
     first_beat = stored.heartbeat
     db.heartbeat(tr.id)
     assert m.TrialRun.get_by_id(tr.id).heartbeat >= first_beat
-    done = db.finish_trial_run(tr.id, "stopped", error=None, stop_epoch=7)
+    assert db.finish_trial_run(tr.id, "stopped", error=None, stop_epoch=7) is True
+    done = m.TrialRun.get_by_id(tr.id)
     assert (done.status, done.stop_epoch) == ("STOPPED", 7) and done.end_time is not None
-    failed = db.finish_trial_run(tr.id, RunStatus.FAILED, error="RuntimeError: boom")
-    assert failed.error == "RuntimeError: boom"
+    assert db.finish_trial_run(tr.id, RunStatus.FAILED, error="RuntimeError: boom") is True
+    assert m.TrialRun.get_by_id(tr.id).error == "RuntimeError: boom"
 
 
 def test_log_params_flattens_and_upserts(db, run):

@@ -102,7 +102,7 @@ class BulkWrites(RowHelpers):
         """Insert METRIC rows and one ``link`` row per metric (``link_values`` + the metric id)."""
         records = self._insert_metrics(metrics)
         if records:
-            link.insert_many([{**link_values, "metric": r.id} for r in records]).execute(self._db)
+            self._insert_many(link, [{**link_values, "metric": r.id} for r in records])
         return records
 
     def record_epoch_metrics(
@@ -200,8 +200,14 @@ class BulkWrites(RowHelpers):
                     self._ensure_results(trial_run_id)
                     self._insert(m.ResultsArtifact, results=trial_run_id, artifact=art.id)
                 if epoch_idx is None and not results:
-                    self._require(m.TrialRun, trial_run_id, "trial run")
-                    self._insert(m.TrialRunArtifact, trial_run=trial_run_id, artifact=art.id)
+                    self._insert_under(
+                        m.TrialRunArtifact,
+                        m.TrialRun,
+                        trial_run_id,
+                        "trial run",
+                        trial_run=trial_run_id,
+                        artifact=art.id,
+                    )
             return art
 
         return self.run_in_transaction(fn, what=f"add artifact {artifact_type!r}")

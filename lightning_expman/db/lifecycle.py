@@ -116,7 +116,7 @@ class RunLifecycle(RowHelpers):
         error: str | None = None,
         stop_epoch: int | None = None,
         owner: str | None = None,
-    ) -> m.TrialRun:
+    ) -> bool:
         """Mark a trial run finished: status, ``end_time``, ``update_time`` (and error text / stop epoch).
 
         Args:
@@ -124,12 +124,16 @@ class RunLifecycle(RowHelpers):
                 that lease holds it: a run another process declared LOST (and whose unit it handed
                 on) keeps that status.
 
+        Returns:
+            Whether the row was written (``False``: ``owner`` no longer holds the run; a warning
+            says so). Read the row back with ``get_trial_run`` when you need it.
+
         Raises:
             QueryError: unknown trial run or status.
         """
         parsed = _parse_status(status)
 
-        def fn() -> m.TrialRun:
+        def fn() -> bool:
             now = m.utcnow()
             values: dict[Any, Any] = {
                 m.TrialRun.status: parsed.value,
@@ -144,24 +148,22 @@ class RunLifecycle(RowHelpers):
             this = m.TrialRun.id == trial_run_id
             held = (m.TrialRun.owner == owner) & (m.TrialRun.status != RunStatus.LOST.value)
             where = this & held if owner is not None else this
-            changed = m.TrialRun.update(values).where(where).execute(self._db)
-            row = m.TrialRun.select().where(this).get_or_none(self._db)
+            if m.TrialRun.update(values).where(where).execute(self._db):
+                return True
+            # No row changed: an unknown id, or not held any more (MySQL also counts a row
+            # whose values were already those as unchanged, hence the second check).
+            row = m.TrialRun.select(m.TrialRun.status).where(this).get_or_none(self._db)
             if row is None:
-                self._require(m.TrialRun, trial_run_id, "trial run")  # raises the usual QueryError
-            # No row changed: not held any more (MySQL also counts a row whose values were
-            # already those as unchanged, hence the check).
-            if (
-                not changed
-                and owner is not None
-                and not m.TrialRun.select().where(this & held).exists(self._db)
-            ):
-                log.warning(
-                    "trial run %s is %s (no longer held by this process): not recording it %s",
-                    trial_run_id,
-                    row.status,
-                    parsed.value,
-                )
-            return row
+                raise self._missing("trial run", trial_run_id)
+            if owner is None or m.TrialRun.select().where(this & held).exists(self._db):
+                return True
+            log.warning(
+                "trial run %s is %s (no longer held by this process): not recording it %s",
+                trial_run_id,
+                row.status,
+                parsed.value,
+            )
+            return False
 
         return self.run_in_transaction(
             fn, what=f"finish trial run {trial_run_id} as {parsed.value}", idempotent=True
@@ -290,14 +292,7 @@ class RunLifecycle(RowHelpers):
 
         def fn() -> int:
             self._require(m.TrialRun, trial_run_id, "trial run")
-            q = m.RunParam.insert_many(rows)
-            if self._backend == "mysql":
-                q = q.on_conflict(preserve=[m.RunParam.value])
-            else:
-                q = q.on_conflict(
-                    conflict_target=[m.RunParam.trial_run, m.RunParam.key], preserve=[m.RunParam.value]
-                )
-            q.execute(self._db)
+            self._insert_many(m.RunParam, rows, update=("value",))
             return len(rows)
 
         return self.run_in_transaction(

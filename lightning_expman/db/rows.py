@@ -73,6 +73,60 @@ class RowHelpers(ManagerBase):
             sql += f" RETURNING {model._meta.primary_key.column_name.join(q)}"
         return sql, fields
 
+    def _insert_many(
+        self,
+        model: type[m.BaseModel],
+        rows: list[dict[str, Any]],
+        *,
+        ignore: bool = False,
+        update: tuple[str, ...] = (),
+    ) -> None:
+        """INSERT rows of one shape (plain values, no ids returned) in one statement, its text
+        built as :meth:`_insert` builds it.
+
+        Args:
+            ignore: a row whose key exists is skipped (Peewee's ``on_conflict_ignore``).
+            update: on a key conflict, these columns take the new row's values (an upsert on the
+                primary key, Peewee's ``on_conflict(preserve=...)``).
+        """
+        if not rows:
+            return
+        datas = [model(**row).__data__ for row in rows]
+        names = tuple(datas[0])
+        key = (self._backend, model, names, ignore, update)
+        statement = _STATEMENTS.get(key)
+        if statement is None:
+            statement = _STATEMENTS[key] = self._insert_many_statement(model, names, ignore, update)
+        (head, one, tail), fields = statement
+        sql = f"{head}{', '.join([one] * len(datas))}{tail}"
+        self._db.execute_sql(sql, [f.db_value(data[f.name]) for data in datas for f in fields])
+
+    def _insert_many_statement(
+        self, model: type[m.BaseModel], names: tuple[str, ...], ignore: bool, update: tuple[str, ...]
+    ) -> tuple[tuple[str, str, str], list[pw.Field]]:
+        q, backend = self._db.quote, self._backend
+        sql, fields = self._insert_statement(model, names, auto=False)
+        head, one = sql.rsplit(" VALUES ", 1)
+        tail = ""
+        if ignore:
+            if backend == "postgresql":
+                tail = " ON CONFLICT DO NOTHING"
+            else:
+                head = head.replace(
+                    "INSERT", "INSERT OR IGNORE" if backend == "sqlite" else "INSERT IGNORE", 1
+                )
+        elif update:
+            cols = [model._meta.fields[name].column_name.join(q) for name in update]
+            if backend == "mysql":
+                tail = " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in cols)
+            else:
+                pk = model._meta.get_primary_keys()
+                target = ", ".join(f.column_name.join(q) for f in pk)
+                tail = f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(
+                    f"{c} = EXCLUDED.{c}" for c in cols
+                )
+        return (f"{head} VALUES ", one, tail), fields
+
     def _missing(self, label: str, pk: Any) -> QueryError:
         return QueryError(f"{label} id {pk!r} does not exist in {self.url}; create it first or check the id")
 
@@ -139,7 +193,7 @@ class RowHelpers(ManagerBase):
         if self._backend == "mysql":
             self._require(m.TrialRun, trial_run_id, "trial run")
         try:
-            model.insert(**values).on_conflict_ignore().execute(self._db)
+            self._insert_many(model, [values], ignore=True)
         except pw.IntegrityError as e:  # only the foreign key can fail: conflicts are ignored
             raise self._missing("trial run", trial_run_id) from e
         if known is not None:
