@@ -3,8 +3,10 @@ supported Lightning (``verbose=`` exists from 2.4 on; older releases log the lin
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
+from typing import Any
 
 __all__ = ["seed_everything"]
 
@@ -19,7 +21,7 @@ def seed_everything(seed: int) -> int:
     from lightning.fabric.utilities import seed as lightning_seed
 
     fn = lightning_seed.seed_everything
-    if "verbose" in inspect.signature(fn).parameters:
+    if _takes_verbose(fn):
         return fn(int(seed), workers=True, verbose=False)
     quiet = logging.getLogger(lightning_seed.__name__)
     level = quiet.level
@@ -28,3 +30,8 @@ def seed_everything(seed: int) -> int:
         return fn(int(seed), workers=True)
     finally:
         quiet.setLevel(level)
+
+
+@functools.cache
+def _takes_verbose(fn: Any) -> bool:
+    return "verbose" in inspect.signature(fn).parameters
