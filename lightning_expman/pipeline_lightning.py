@@ -47,6 +47,9 @@ class LightningPipeline(Pipeline):
     CSV, TensorBoard, ...) beside the ExpmanLogger, which stays first (``trainer.logger`` in
     Python is ours); see :meth:`_extra_loggers`.
 
+    ``config`` may be a plain mapping (the runner passes one) or a ``DictConfig``;
+    :attr:`config` is a ``DictConfig`` either way, built on first use.
+
     Example (standalone, without the runner):
         >>> pipe = LightningPipeline(env, OmegaConf.create({"seed": 1, "model": {...}, "trainer": {...}}))
         >>> pipe.run_info = {"repeat_idx": 1, "seed": 1}
