@@ -69,14 +69,14 @@ def _runs(url: str) -> list[tuple]:
         db.close()
 
 
-def _driver(cfg: Path, url: str, address: str, cwd: Path) -> subprocess.Popen:
+def _driver(cfg: Path, url: str, address: str, cwd: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [str(EXPMAN), "run", str(cfg), "--db", url, "--executor", "ray", "--address", address],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env={**ENV, **env},
     )
 
 
@@ -176,6 +176,38 @@ def test_ctrl_c_on_the_driver_cancels_the_tasks_and_records_them_aborted(two_nod
     assert proc.returncode == 130, err
     rows = _runs(mysql_url)
     assert rows and {r[3] for r in rows} == {"ABORTED"}  # nothing left RUNNING, nothing else claimed
+
+
+def _runs_with_epochs(url: str) -> int:
+    db = DatabaseManager(url)
+    try:
+        return len({r[0] for r in m.Epoch.select(m.Epoch.trial_run).tuples().execute(db.database)})
+    except Exception:  # the schema is being created right now
+        return 0
+    finally:
+        db.close()
+
+
+def test_ctrl_c_kills_tasks_that_do_not_stop_and_records_them_aborted(two_nodes, mysql_url, tmp_path):
+    """Tasks deaf to the cancel's KeyboardInterrupt (these ignore SIGINT; a cancel that reaches a
+    task while it is still starting is lost the same way) are killed once the grace period is
+    over, and the driver records their runs ABORTED: none is left RUNNING."""
+    deaf = {
+        **TINY,
+        "model": {"class_path": "tests.tiny.SigintDeafClassifier", "init_args": {"hidden": 4}},
+        "trainer": {"max_epochs": 100_000},
+    }
+    cfg = write_config(tmp_path, GRID, settings=deaf)
+    proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path, EXPMAN_RAY_CANCEL_GRACE="3")
+    deadline = time.monotonic() + 300
+    while _runs_with_epochs(mysql_url) < 2:  # both tasks are fitting (and deaf)
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    rows = _runs(mysql_url)
+    assert [(r[3], r[4]) for r in rows] == [("ABORTED", "interrupted: its Ray task was cancelled")] * 2, rows
 
 
 def test_a_search_on_two_nodes_beside_a_local_process_runs_exactly_num_trials(

@@ -107,6 +107,15 @@ class ScriptedModel(TinyClassifier):
         self.log("val_acc", self._step(batch)[1])
 
 
+class SigintDeafClassifier(TinyClassifier):
+    """Ignores SIGINT once fitting: Ctrl-C (or Ray's cancel, a KeyboardInterrupt) no longer stops it."""
+
+    def on_fit_start(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def fast_trainer_kwargs(**overrides) -> dict:
     """Trainer arguments for sub-second CPU fits: few batches, no progress bar or summary."""
     kwargs = dict(

@@ -20,7 +20,11 @@ Decisions:
   several drivers (or ``expman run`` processes on other machines) pointed at the same grid and
   database split it.
 * **Ctrl-C** cancels the tasks: a running one records its run ABORTED, a queued one never starts
-  and the driver records its claimed run ABORTED.
+  and the driver records its claimed run ABORTED. Ray delivers a cancel as a KeyboardInterrupt in
+  the task's main thread, which is lost when it arrives while the task is still starting (or
+  when the task ignores SIGINT), so the driver sends it again every few seconds; a task still
+  running after ``EXPMAN_RAY_CANCEL_GRACE`` seconds (default 60) is killed and its run recorded
+  ABORTED by the driver.
 * **Code.** Tasks import the model classes by class path: the driver's working directory and
   the config folder are put on the tasks' ``PYTHONPATH``; on a multi-machine cluster install
   your package on every node (or share the folder). Run folders (checkpoints, logs) are written
@@ -57,6 +61,12 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 """How often Ray re-runs a task whose worker process or node died."""
+
+CANCEL_GRACE_S = float(os.environ.get("EXPMAN_RAY_CANCEL_GRACE", "60"))
+"""Seconds Ctrl-C waits for cancelled tasks to record their runs before it kills them."""
+
+_RECANCEL_EVERY_S = 5.0
+_CANCELLED = "interrupted: its Ray task was cancelled"
 
 
 def _ray() -> Any:
@@ -176,42 +186,74 @@ def _drive(ray: Any, batch: Batch) -> Outcome:
 
 
 def _collect(
-    ray: Any, grid: Any, ref: Any, entry: tuple[_Job, Claim, Any], spec: ExperimentSpec, total: int
+    ray: Any,
+    grid: Any,
+    ref: Any,
+    entry: tuple[_Job, Claim, Any],
+    spec: ExperimentSpec,
+    total: int,
+    interrupted: bool = False,
 ) -> RunResult:
-    """The task's result; a task Ray gave up on (retries spent, cancelled) is recorded here."""
+    """The task's result; a task Ray gave up on (retries spent, cancelled) is recorded here:
+    LOST, or ABORTED when cancelled or ``interrupted`` (Ctrl-C on the driver)."""
     job, claim, lease = entry
     lease.stop()
     try:
         return ray.get(ref)
     except Exception as e:  # the task never returned: its run must not stay RUNNING
         cancelled = type(e).__name__ == "TaskCancelledError"
-        status = RunStatus.ABORTED if cancelled else RunStatus.LOST
+        status = RunStatus.ABORTED if cancelled or interrupted else RunStatus.LOST
         last = (str(e).strip().splitlines() or [""])[-1][:300]  # a task error's own last line
-        reason = (
-            "interrupted before it started"
-            if cancelled
-            else f"its Ray task failed: {type(e).__name__}: {last}"
-        )
+        if cancelled or interrupted:
+            reason = _CANCELLED
+        else:
+            reason = f"its Ray task failed: {type(e).__name__}: {last}"
         grid.settle(claim, status, reason)  # still the driver's: it never started
-        declare_lost(grid.manager, claim.run_id, reason)  # adopted by a task that died
+        if status is RunStatus.LOST:
+            declare_lost(grid.manager, claim.run_id, reason)  # adopted by a task that died
+        else:
+            _abort_if_running(grid.manager, claim.run_id, reason)  # adopted by a task that was killed
         result = new_result(spec, job, total)
         result.status, result.run_id, result.error = status, claim.run_id, reason
         return result
 
 
+def _abort_if_running(manager: Any, run_id: int, reason: str) -> None:
+    """Record ABORTED a run left RUNNING by a cancelled or killed task (nothing else writes it now)."""
+    if manager._get_run(run_id).status == RunStatus.RUNNING.value:
+        manager.finish_trial_run(run_id, RunStatus.ABORTED.value, error=reason)
+
+
 def _cancel(ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], batch: Batch) -> None:
-    """Ctrl-C: cancel every task (running ones record ABORTED themselves), wait up to 60 s."""
-    for ref in in_flight:
-        with contextlib.suppress(Exception):
-            ray.cancel(ref)
-    deadline = time.monotonic() + 60
-    while in_flight and time.monotonic() < deadline:
-        done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.1, deadline - time.monotonic()))
+    """Ctrl-C: cancel every task (running ones record ABORTED themselves) and collect them.
+
+    A cancel is sent again every few seconds (one that reached a starting task is lost); after
+    :data:`CANCEL_GRACE_S` the tasks left are killed (``force=True``) and recorded here.
+    """
+    spec, total = batch.experiment.spec, batch.total
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    force = False
+    while in_flight:
+        for ref in in_flight:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=force)
+        wait = 30.0 if force else min(_RECANCEL_EVERY_S, max(0.1, deadline - time.monotonic()))
+        done, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=wait)
         for ref in done:
-            result = _collect(ray, grid, ref, in_flight.pop(ref), batch.experiment.spec, batch.total)
-            if result.status is RunStatus.LOST:  # cancelled while running: Ctrl-C, not a crash
-                result.status = RunStatus.ABORTED
+            result = _collect(ray, grid, ref, in_flight.pop(ref), spec, total, interrupted=True)
             batch.report(result)
+        if force:
+            break
+        if in_flight and time.monotonic() >= deadline:
+            log.warning(
+                "%d Ray task(s) still running %.0f s after Ctrl-C: killing them",
+                len(in_flight),
+                CANCEL_GRACE_S,
+            )
+            force = True
+    for _job, claim, lease in in_flight.values():  # killed, but Ray did not report them in time
+        lease.stop()
+        _abort_if_running(grid.manager, claim.run_id, _CANCELLED)
 
 
 def _run_task(
