@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -163,22 +164,8 @@ def _epochs(url: str) -> int:
         db.close()
 
 
-def test_ctrl_c_on_the_driver_cancels_the_tasks_and_records_them_aborted(two_nodes, mysql_url, tmp_path):
-    slow = {**TINY, "trainer": {"max_epochs": 100_000}}
-    cfg = write_config(tmp_path, GRID, settings=slow)
-    proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path)
-    deadline = time.monotonic() + 300
-    while sum(r[3] == "RUNNING" for r in _safe_runs(mysql_url)) < 2 or not _epochs(mysql_url):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    rows = _runs(mysql_url)
-    assert rows and {r[3] for r in rows} == {"ABORTED"}  # nothing left RUNNING, nothing else claimed
-
-
-def _runs_with_epochs(url: str) -> int:
+def _fitting_runs(url: str) -> int:
+    """How many runs have recorded an epoch."""
     db = DatabaseManager(url)
     try:
         return len({r[0] for r in m.Epoch.select(m.Epoch.trial_run).tuples().execute(db.database)})
@@ -186,6 +173,29 @@ def _runs_with_epochs(url: str) -> int:
         return 0
     finally:
         db.close()
+
+
+def _ctrl_c_once(proc: subprocess.Popen, ready: Callable[[], bool]) -> None:
+    """SIGINT to the driver once ``ready()``; it must exit 130 (interrupted)."""
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+
+
+def test_ctrl_c_on_the_driver_cancels_the_tasks_and_records_them_aborted(two_nodes, mysql_url, tmp_path):
+    slow = {**TINY, "trainer": {"max_epochs": 100_000}}
+    cfg = write_config(tmp_path, GRID, settings=slow)
+    proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path)
+    _ctrl_c_once(
+        proc,
+        lambda: sum(r[3] == "RUNNING" for r in _safe_runs(mysql_url)) >= 2 and _fitting_runs(mysql_url) > 0,
+    )
+    rows = _runs(mysql_url)
+    assert rows and {r[3] for r in rows} == {"ABORTED"}  # nothing left RUNNING, nothing else claimed
 
 
 def test_ctrl_c_kills_tasks_that_do_not_stop_and_records_them_aborted(two_nodes, mysql_url, tmp_path):
@@ -199,13 +209,7 @@ def test_ctrl_c_kills_tasks_that_do_not_stop_and_records_them_aborted(two_nodes,
     }
     cfg = write_config(tmp_path, GRID, settings=deaf)
     proc = _driver(cfg, mysql_url, two_nodes.address, tmp_path, EXPMAN_RAY_CANCEL_GRACE="3")
-    deadline = time.monotonic() + 300
-    while _runs_with_epochs(mysql_url) < 2:  # both tasks are fitting (and deaf)
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    _ctrl_c_once(proc, lambda: _fitting_runs(mysql_url) >= 2)  # both tasks are fitting (and deaf)
     rows = _runs(mysql_url)
     assert [(r[3], r[4]) for r in rows] == [("ABORTED", "interrupted: its Ray task was cancelled")] * 2, rows
 
