@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import peewee as pw
 
 from ..errors import ConnectionError, DatabaseError, QueryError
-from . import models as m
 from .driver_errors import connect_error, describe, is_conflict, is_disconnect, scrub
 from .urls import DatabaseURL
 
@@ -55,7 +54,6 @@ def _first_cause(error: BaseException) -> BaseException:
 log = logging.getLogger("lightning_expman.db.manager")  # the name it always had: log filters keep working
 
 T = TypeVar("T")
-ModelT = TypeVar("ModelT", bound=m.BaseModel)
 
 
 class ManagerBase:

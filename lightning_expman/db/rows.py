@@ -161,14 +161,6 @@ class RowHelpers(ManagerBase):
         )
         return q.exists(self._db)
 
-    def _require_epoch(self, trial_run_id: int, epoch_idx: int) -> None:
-        if not self._epoch_exists(trial_run_id, epoch_idx):
-            self._require(m.TrialRun, trial_run_id, "trial run")
-            raise QueryError(
-                f"epoch {epoch_idx} of trial run {trial_run_id} does not exist in {self.url}; "
-                f"call create_epoch({epoch_idx}, {trial_run_id}) first"
-            )
-
     def _insert_link(self, model: type[m.BaseModel], label: str, **values: Any) -> m.BaseModel:
         where = [getattr(model, k) == v for k, v in values.items()]
         if model.select().where(*where).exists(self._db):

@@ -208,11 +208,11 @@ def _collect(
             reason = _CANCELLED
         else:
             reason = f"its Ray task failed: {type(e).__name__}: {last}"
-        grid.settle(claim, status, reason)  # still the driver's: it never started
         if status is RunStatus.LOST:
+            grid.settle(claim, status, reason)  # still the driver's: it never started
             declare_lost(grid.manager, claim.run_id, reason)  # adopted by a task that died
         else:
-            _abort_if_running(grid.manager, claim.run_id, reason)  # adopted by a task that was killed
+            _abort_if_running(grid.manager, claim.run_id, reason)  # never started, or killed
         result = new_result(spec, job, total)
         result.status, result.run_id, result.error = status, claim.run_id, reason
         return result
