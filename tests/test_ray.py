@@ -108,6 +108,19 @@ def test_sqlite_is_refused_on_a_multi_node_cluster(two_nodes, tmp_path):
     assert len(lines) == 1 and "SQLite file" in lines[0] and "2 nodes" in lines[0] and "mysql://" in lines[0]
 
 
+@pytest.mark.parametrize("grace", ["soon", "-1", "nan"])
+def test_a_bad_cancel_grace_is_refused_in_one_line(grace, tmp_path):
+    cfg = write_config(tmp_path, GRID, settings=TINY)
+    proc = _driver(
+        cfg, f"sqlite:///{tmp_path / 'expman.db'}", "auto", tmp_path, EXPMAN_RAY_CANCEL_GRACE=grace
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines() == [
+        f"expman: error: $EXPMAN_RAY_CANCEL_GRACE must be a number of seconds >= 0, got {grace!r}"
+    ]
+
+
 def test_two_drivers_split_the_grid(two_nodes, postgres_url, tmp_path):
     grid = [{"name": "t", "id": 1, "repeat": 4, "grid": {"model.init_args.lr": [0.1, 0.05]}}]  # 8 units
     cfg = write_config(tmp_path, grid, settings=TINY)

@@ -62,8 +62,8 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 """How often Ray re-runs a task whose worker process or node died."""
 
-CANCEL_GRACE_S = float(os.environ.get("EXPMAN_RAY_CANCEL_GRACE", "60"))
-"""Seconds Ctrl-C waits for cancelled tasks to record their runs before it kills them."""
+CANCEL_GRACE_ENV = "EXPMAN_RAY_CANCEL_GRACE"
+"""Seconds Ctrl-C waits for cancelled tasks to record their runs before it kills them (default 60)."""
 
 _RECANCEL_EVERY_S = 5.0
 _CANCELLED = "interrupted: its Ray task was cancelled"
@@ -126,16 +126,28 @@ def run_ray(batch: Batch, *, address: str | None = None) -> Outcome:
     Raises:
         ConfigError: Ray is not installed, no db tracker, or SQLite on a multi-node cluster.
     """
+    grace = _cancel_grace()
     ray = _ray()
     _connect(ray, address, batch.experiment.spec.source_dir)
     try:
         _check_database(ray, batch.experiment)
-        return _drive(ray, batch)
+        return _drive(ray, batch, grace)
     finally:
         ray.shutdown()
 
 
-def _drive(ray: Any, batch: Batch) -> Outcome:
+def _cancel_grace() -> float:
+    value = os.environ.get(CANCEL_GRACE_ENV, "60")
+    try:
+        grace = float(value)
+    except ValueError:
+        grace = -1.0
+    if not grace >= 0:  # also NaN
+        raise ConfigError(f"${CANCEL_GRACE_ENV} must be a number of seconds >= 0, got {value!r}")
+    return grace
+
+
+def _drive(ray: Any, batch: Batch, grace: float) -> Outcome:
     experiment, todo, total = batch.experiment, batch.todo, batch.total
     spec = experiment.spec
     runner = _Runner(spec, experiment.factory, claims=batch.claims)
@@ -178,7 +190,7 @@ def _drive(ray: Any, batch: Batch) -> Outcome:
                 stop = stop or batch.stops_after(result)
     except KeyboardInterrupt:
         interrupted = True
-        _cancel(ray, grid, in_flight, batch)
+        _cancel(ray, grid, in_flight, batch, grace)
     finally:
         state = grid.grid_state(todo)
         runner.close(RunStatus.ABORTED if interrupted else RunStatus.COMPLETED)
@@ -224,14 +236,16 @@ def _abort_if_running(manager: Any, run_id: int, reason: str) -> None:
         manager.finish_trial_run(run_id, RunStatus.ABORTED.value, error=reason)
 
 
-def _cancel(ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], batch: Batch) -> None:
+def _cancel(
+    ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], batch: Batch, grace: float
+) -> None:
     """Ctrl-C: cancel every task (running ones record ABORTED themselves) and collect them.
 
     A cancel is sent again every few seconds (one that reached a starting task is lost); after
-    :data:`CANCEL_GRACE_S` the tasks left are killed (``force=True``) and recorded here.
+    ``grace`` seconds (:data:`CANCEL_GRACE_ENV`) the tasks left are killed (``force=True``) and recorded here.
     """
     spec, total = batch.experiment.spec, batch.total
-    deadline = time.monotonic() + CANCEL_GRACE_S
+    deadline = time.monotonic() + grace
     force = False
     while in_flight:
         for ref in in_flight:
@@ -248,7 +262,7 @@ def _cancel(ray: Any, grid: Any, in_flight: dict[Any, tuple[_Job, Claim, Any]], 
             log.warning(
                 "%d Ray task(s) still running %.0f s after Ctrl-C: killing them",
                 len(in_flight),
-                CANCEL_GRACE_S,
+                grace,
             )
             force = True
     for _job, claim, lease in in_flight.values():  # killed, but Ray did not report them in time
