@@ -164,6 +164,17 @@ def test_missing_environment_variable_is_named(tmp_path, monkeypatch):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_bad_db_retry_bound_is_named_and_nothing_is_written(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("EXPMAN_DB_RETRY_FOR", value)
+    cfg = write_config(tmp_path, [{"name": "a", "id": 1}])
+    before = snapshot(tmp_path)
+    code, out, err = expman("run", str(cfg), cwd=tmp_path)
+    assert (code, out) == (2, "")
+    assert err == f"expman: error: $EXPMAN_DB_RETRY_FOR must be a number of seconds >= 0, got {value!r}\n"
+    assert snapshot(tmp_path) == before
+
+
 def test_huge_grid_dry_run_is_refused_at_once(tmp_path):
     grid = {f"+g{k}": list(range(10)) for k in range(6)}
     cfg = write_config(tmp_path, [{"name": "a", "id": 1, "grid": grid}])

@@ -19,7 +19,6 @@ import pytest
 
 from lightning_expman.db import DatabaseManager
 from lightning_expman.db import models as m
-from lightning_expman.db.base import ManagerBase
 from lightning_expman.errors import DatabaseError
 from tests.experiment_support import write_config
 from tests.netfault import Proxy, connection_killer
@@ -254,7 +253,7 @@ def test_a_database_unreachable_past_the_bound_fails_the_run_with_one_line(
 ):
     url = request.getfixturevalue(f"{server}_url")
     parts = urlsplit(url)
-    monkeypatch.setattr(ManagerBase, "retry_for", 1.5)
+    monkeypatch.setenv("EXPMAN_DB_RETRY_FOR", "1.5")
     with Proxy(parts.hostname, parts.port) as proxy:
         via = proxy.url(url).replace("@", ":s3cret-canary@", 1) if server == "postgres" else proxy.url(url)
         logger, trainer, model, data = _fit(via, tmp_path, max_epochs=100_000)

@@ -18,7 +18,6 @@ opens the database and composes them.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +53,9 @@ def _first_cause(error: BaseException) -> BaseException:
 log = logging.getLogger("lightning_expman.db.manager")  # the name it always had: log filters keep working
 
 T = TypeVar("T")
+
+RETRY_FOR_ENV = "EXPMAN_DB_RETRY_FOR"
+"""Overrides the default of :attr:`ManagerBase.retry_for` (seconds)."""
 
 
 class ManagerBase:
@@ -133,8 +135,9 @@ class ManagerBase:
         """
         return self._run(fn, what, write=True, idempotent=idempotent, verify=verify, retry_for=retry_for)
 
-    retry_for: float = float(os.environ.get("EXPMAN_DB_RETRY_FOR", "60"))
-    """Seconds a lost MySQL/PostgreSQL connection is retried (with backoff) before an operation fails."""
+    retry_for: float = 60.0
+    """Seconds a lost MySQL/PostgreSQL connection is retried (with backoff) before an operation
+    fails (set per manager: the constructor's ``retry_for``, else :data:`RETRY_FOR_ENV`)."""
 
     def _run(
         self,

@@ -49,8 +49,10 @@ from typing import TYPE_CHECKING
 
 import peewee as pw
 
+from .._env import env_seconds
 from ..errors import DatabaseError
 from . import models as m
+from .base import RETRY_FOR_ENV
 from .bulk import BulkWrites, MetricItems
 from .connect import backend_of, open_database
 from .deletes import RunDeletes
@@ -117,8 +119,8 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, LevelMetrics, BulkWri
         schema_version: int | None = None,
         retry_for: float | None = None,
     ) -> None:
-        if retry_for is not None:
-            self.retry_for = float(retry_for)
+        default = env_seconds(RETRY_FOR_ENV, self.retry_for)  # read per manager, never at import
+        self.retry_for = float(retry_for) if retry_for is not None else default
         self._url = self._resolve_url(database_path, use_sqlite, host, user, password, port)
         self._db = open_database(self._url)
         self._backend = backend_of(self._db)

@@ -223,13 +223,17 @@ class Experiment:
             The :class:`ExperimentSummary`.
 
         Raises:
-            ConfigError: a bad ``workers`` value, a changed config on resume without ``force``,
-                or existing runs without ``resume``/``force``.
+            ConfigError: a bad ``workers`` value or ``$EXPMAN_DB_RETRY_FOR``, a changed config on
+                resume without ``force``, or existing runs without ``resume``/``force``.
         """
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}", key="workers")
         if executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}", key="executor")
+        from .._env import env_seconds
+        from ..db.base import RETRY_FOR_ENV, ManagerBase
+
+        env_seconds(RETRY_FOR_ENV, ManagerBase.retry_for)  # refused before anything is written
         started = time.perf_counter()
         requested_workers = workers
         jobs = plan_jobs(self.spec)

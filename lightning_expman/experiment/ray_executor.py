@@ -42,6 +42,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._env import env_seconds
 from ..coordination import Claim, declare_lost
 from ..enums import RunStatus
 from ..errors import ConfigError
@@ -126,7 +127,7 @@ def run_ray(batch: Batch, *, address: str | None = None) -> Outcome:
     Raises:
         ConfigError: Ray is not installed, no db tracker, or SQLite on a multi-node cluster.
     """
-    grace = _cancel_grace()
+    grace = env_seconds(CANCEL_GRACE_ENV, 60.0)
     ray = _ray()
     _connect(ray, address, batch.experiment.spec.source_dir)
     try:
@@ -134,17 +135,6 @@ def run_ray(batch: Batch, *, address: str | None = None) -> Outcome:
         return _drive(ray, batch, grace)
     finally:
         ray.shutdown()
-
-
-def _cancel_grace() -> float:
-    value = os.environ.get(CANCEL_GRACE_ENV, "60")
-    try:
-        grace = float(value)
-    except ValueError:
-        grace = -1.0
-    if not grace >= 0:  # also NaN
-        raise ConfigError(f"${CANCEL_GRACE_ENV} must be a number of seconds >= 0, got {value!r}")
-    return grace
 
 
 def _drive(ray: Any, batch: Batch, grace: float) -> Outcome:
