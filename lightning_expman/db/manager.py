@@ -102,6 +102,7 @@ class DatabaseManager(SeedWrites, SeedReads, RunLifecycle, LevelMetrics, BulkWri
             (default 60; ``$EXPMAN_DB_RETRY_FOR`` overrides the default).
 
     Raises:
+        ConfigError: ``$EXPMAN_DB_RETRY_FOR`` is set but not a number of seconds >= 0.
         ConnectionError: the database cannot be opened (message names host:port, masked URL).
         DatabaseError: the database's schema is newer than this code.
     """
